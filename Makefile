@@ -1,0 +1,50 @@
+# hyperlab: the two set-up commands are `make train` and `make test`; each creates .venv first if missing.
+VENV   ?= .venv
+PYTHON ?= python3
+PY     := $(VENV)/bin/python
+# CPU build by default. A GPU user runs e.g.
+#   make install TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu128"
+TORCH_SPEC ?= torch==2.13.0
+STAMP  := $(VENV)/.installed
+# This machine's pip config points at local wheel folders that may not exist; drop those warnings only.
+QUIET  := sed '/^WARNING: Location/d'
+SHELL  := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+ARGS   ?=
+
+.PHONY: install train test test-slow test-full lint format clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | $(QUIET)
+	$(PY) -m pip install -q $(TORCH_SPEC) 2>&1 | $(QUIET)
+	$(PY) -m pip install -q -e ".[dev]" 2>&1 | $(QUIET)
+	$(PY) -c "import torch, lightning, hydra, torchmetrics, sklearn"
+	touch $(STAMP)
+
+train: install
+	$(PY) train.py $(ARGS)
+
+# Fast tier: seconds to a minute. pytest's exit code 5 ("no tests collected") is not a failure.
+test: install
+	$(PY) -m pytest -m "not slow and not ddp" -q $(ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+
+# Slower tiers: full training runs, CLI subprocesses, notebooks, 2-process DDP.
+test-slow: install
+	$(PY) -m pytest -m "slow or ddp" -q $(ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+
+test-full: test test-slow
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+clean:
+	rm -rf logs .pytest_cache .ruff_cache build src/*.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,113 @@
+"""Config-time checks: typed top-level keys and value rules, run before torch is imported.
+
+`TrainConfig` is the schema of the top-level keys of conf/train.yaml: Hydra rejects `lr=abc`, `seed=1.5` or an
+unknown key at compose time. `check()` then applies the value rules a type cannot express (lr > 0, fractions
+summing to < 1, ...) so that bad input costs a second, not a training run. Only omegaconf/hydra are imported.
+"""
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """Bad user input, reported as one line naming the key and what is allowed (no traceback)."""
+
+
+@dataclass
+class TrainConfig:
+    task_name: str = "train"
+    tags: list[str] = field(default_factory=list)
+    seed: int = 42
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    train: bool = True
+    test: bool = True
+    ckpt_path: str | None = None
+    resume: str = "never"
+    optimized_metric: str | None = "val/acc"
+    # config groups, typed by their own files
+    data: Any = None
+    model: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+    trainer: Any = None
+    callbacks: Any = None
+    logger: Any = None
+    paths: Any = None
+
+
+ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+# The wandb logger is offline unless the user has set an API key.
+OmegaConf.register_new_resolver("env_unset", lambda name: name not in os.environ, replace=True)
+
+RESUME_MODES = ("never", "auto")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# (key, rule, what is allowed). Keys absent from the composed config (e.g. a model without dropout) are skipped.
+RULES = [
+    ("lr", lambda v: _number(v) and v > 0, "a number > 0"),
+    ("weight_decay", lambda v: _number(v) and v >= 0, "a number >= 0"),
+    ("batch_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("data.batch_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("data.val_fraction", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("data.test_fraction", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("data.num_workers", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    ("model.dropout", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("model.depth", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    ("model.width", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("trainer.max_epochs", lambda v: v is None or (_integer(v) and (v >= 1 or v == -1)), "an integer >= 1, or -1"),
+    ("trainer.max_steps", lambda v: _integer(v) and (v >= 1 or v == -1), "an integer >= 1, or -1 (no limit)"),
+    ("trainer.accumulate_grad_batches", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("trainer.gradient_clip_algorithm", lambda v: v in ("norm", "value"), "norm or value"),
+    ("scheduler.warmup_steps", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    ("resume", lambda v: v in RESUME_MODES, " or ".join(RESUME_MODES)),
+]
+
+_ABSENT = object()
+
+
+def check(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first value that breaks a rule, before anything is built or trained."""
+    for key, rule, allowed in RULES:
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is not _ABSENT and not rule(value):
+            raise ConfigError(f"{key}={value!r} is not allowed: must be {allowed}")
+    data = cfg.get("data") or {}
+    if "val_fraction" in data and data.val_fraction + data.test_fraction >= 1:
+        raise ConfigError(f"data.val_fraction={data.val_fraction} + data.test_fraction={data.test_fraction} "
+                          "must sum to < 1 (the rest is the train split)")
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path is not None and not Path(ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path!r}: no such file")
+    if ckpt_path is not None and cfg.get("resume") == "auto":
+        raise ConfigError("ckpt_path and resume=auto both choose the checkpoint to resume from: set only one")
+    if not cfg.get("train", True) and ckpt_path is None and "train" in cfg:
+        raise ConfigError("train=false evaluates a trained model: set ckpt_path=PATH/TO.ckpt")
+
+
+@contextmanager
+def reported_errors():
+    """Turn a ConfigError into one clear line on stderr and exit status 2, with no traceback;
+    HYDRA_FULL_ERROR=1 shows the traceback, as it does for Hydra's own errors."""
+    try:
+        yield
+    except ConfigError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        raise SystemExit(f"error: {error}") from None

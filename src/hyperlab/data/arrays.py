@@ -1,0 +1,103 @@
+from collections.abc import Callable, Iterator, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader, Sampler, TensorDataset
+
+
+class EpochSeededSampler(Sampler[int]):
+    """A random permutation per epoch that depends only on (seed, epoch).
+
+    Lightning calls `set_epoch` at every epoch start, so a run resumed at epoch k sees exactly the order an
+    unbroken run saw at epoch k (torch's RandomSampler draws from the global RNG, which a resume resets).
+    """
+
+    def __init__(self, num_samples: int, seed: int):
+        self.num_samples, self.seed, self.epoch = num_samples, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.num_samples, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class ArrayDataModule(L.LightningDataModule):
+    """A classification dataset that fits in memory as arrays `(X, y)`, split into train/val/test.
+
+    `load` is any callable returning `(X, y)`, e.g. `sklearn.datasets.load_digits(return_X_y=True)`.
+    The split is stratified by class when `stratify` and seeded by `split_seed` (fixed by default, so runs
+    with different `seed`s are scored on the same test set). `normalize` standardises each feature with the
+    mean and std of the train split only, so nothing leaks from val/test.
+    """
+
+    def __init__(self, load: Callable[[], tuple[np.ndarray, np.ndarray]], batch_size: int = 64,
+                 val_fraction: float = 0.1, test_fraction: float = 0.2, stratify: bool = True, split_seed: int = 0,
+                 shuffle: bool = True, shuffle_seed: int = 0, normalize: bool = True,
+                 image_shape: Sequence[int] | None = None, num_workers: int = 0, pin_memory: bool = False,
+                 persistent_workers: bool = False):
+        super().__init__()
+        if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+            raise ValueError(f"data.val_fraction={val_fraction} + data.test_fraction={test_fraction} must be < 1, "
+                             "each in [0, 1)")
+        self.load, self.batch_size = load, batch_size
+        self.val_fraction, self.test_fraction, self.stratify, self.split_seed = (val_fraction, test_fraction,
+                                                                                 stratify, split_seed)
+        self.shuffle, self.shuffle_seed, self.normalize = shuffle, shuffle_seed, normalize
+        self.image_shape = tuple(image_shape) if image_shape else None
+        self.loader_kwargs = {"num_workers": num_workers, "pin_memory": pin_memory,
+                              "persistent_workers": persistent_workers and num_workers > 0}
+        self.splits: dict[str, TensorDataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:  # idempotent: train() calls it early to read num_classes / input_shape
+            return
+        features, labels = self.load()
+        x = torch.as_tensor(np.asarray(features), dtype=torch.float32)
+        y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        self.indices = self._split(y.numpy())
+        if self.normalize:
+            train = x[self.indices["train"]]
+            # per-feature statistics; constant features (digits' border pixels) keep std 1, not 0
+            mean, std = train.mean(0), train.std(0)
+            x = (x - mean) / torch.where(std > 0, std, torch.ones_like(std))
+        if self.image_shape:
+            x = x.reshape(len(x), *self.image_shape)
+        self.num_classes = int(y.max()) + 1
+        self.input_shape = tuple(x.shape[1:])
+        self.splits = {name: TensorDataset(x[idx], y[idx]) for name, idx in self.indices.items()}
+
+    def _split(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        everything = np.arange(len(y))
+        held_out = self.val_fraction + self.test_fraction
+        if held_out == 0:
+            return {"train": everything, "val": everything[:0], "test": everything[:0]}
+        train, rest = train_test_split(everything, test_size=held_out, random_state=self.split_seed,
+                                       stratify=y if self.stratify else None)
+        if self.val_fraction == 0 or self.test_fraction == 0:
+            empty = rest[:0]
+            return {"train": train, "val": rest if self.val_fraction else empty,
+                    "test": rest if self.test_fraction else empty}
+        val, test = train_test_split(rest, test_size=self.test_fraction / held_out, random_state=self.split_seed,
+                                     stratify=y[rest] if self.stratify else None)
+        return {"train": train, "val": val, "test": test}
+
+    def train_dataloader(self) -> DataLoader:
+        data = self.splits["train"]
+        sampler = EpochSeededSampler(len(data), self.shuffle_seed) if self.shuffle else None
+        return DataLoader(data, batch_size=self.batch_size, sampler=sampler, **self.loader_kwargs)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.splits["val"], batch_size=self.batch_size, **self.loader_kwargs)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.splits["test"], batch_size=self.batch_size, **self.loader_kwargs)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()

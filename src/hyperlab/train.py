@@ -1,0 +1,109 @@
+"""`train(cfg)`: the one place that reads the composed config and wires objects together.
+
+train.py (Hydra) -> check(cfg) -> train(cfg): build data, network, LightningModule, callbacks, loggers and
+Trainer from their config groups; fit; score the best checkpoint on val and test; write metrics.json.
+"""
+
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from hyperlab import runs
+from hyperlab.classifier import Classifier
+from hyperlab.config import ConfigError
+
+# `import lightning` gives the "lightning" logger a console handler of its own; under Hydra the root logger
+# already prints (and writes <run>/<task_name>.log), so without this every Lightning line appears twice.
+if logging.getLogger().handlers:
+    logging.getLogger("lightning").handlers.clear()
+# Lightning 2.6 with torch 2.13 warns on every run about a torch-internal deprecation it has not caught up with.
+warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
+
+
+class StoreRunConfig(L.Callback):
+    """Puts the run's resolved config (plain dicts and lists) in every checkpoint, for eval.py."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint[runs.CONFIG_KEY] = self.config
+
+
+def _entries(group: DictConfig | None) -> list[DictConfig]:
+    """The instantiable entries of a dict-of-objects group (callbacks, logger); `null` entries are dropped."""
+    return [node for node in (group or {}).values() if node is not None and "_target_" in node]
+
+
+def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
+    """Data first: the network's input shape and class count are read from it, never hard-coded."""
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    net = instantiate(cfg.model, in_shape=datamodule.input_shape, num_classes=datamodule.num_classes)
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    module = Classifier(net, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
+                        num_classes=datamodule.num_classes)
+    return datamodule, module
+
+
+def build_trainer(cfg: DictConfig, config: dict) -> L.Trainer:
+    callbacks = [instantiate(node) for node in _entries(cfg.get("callbacks"))] + [StoreRunConfig(config)]
+    loggers = [instantiate(node) for node in _entries(cfg.get("logger"))]
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
+    if cfg.resume == "auto":
+        found = runs.find_resume_checkpoint(output_dir)
+        return str(found) if found else None
+    return cfg.ckpt_path if cfg.train else None
+
+
+def train(cfg: DictConfig) -> float | None:
+    output_dir = Path(cfg.paths.output_dir)
+    L.seed_everything(cfg.seed, workers=True)  # before the network is built: init depends on it
+    config = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        datamodule, module = build_module(cfg)
+        trainer = build_trainer(cfg, config)
+    except InstantiationException as error:  # e.g. model=cnn on tabular data, an unknown activation
+        raise ConfigError(str(error)) from error
+    for logger in trainer.loggers:
+        logger.log_hyperparams(config)
+
+    ckpt_path = resume_checkpoint(cfg, output_dir)
+    start = time.perf_counter()
+    if cfg.train:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    train_s = time.perf_counter() - start
+
+    # Score the best checkpoint when one was kept; else (callbacks=none, debug=fdr) the final weights.
+    checkpoint = trainer.checkpoint_callback
+    best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
+    score_ckpt = best or (None if cfg.train else cfg.ckpt_path)
+    metrics = dict(trainer.validate(module, datamodule=datamodule, ckpt_path=score_ckpt, verbose=False)[0])
+    if cfg.test:
+        metrics.update(trainer.test(module, datamodule=datamodule, ckpt_path=score_ckpt, verbose=False)[0])
+    metrics.update({
+        "trainer/global_step": trainer.global_step,
+        "trainer/epoch": trainer.current_epoch,
+        "time/train_s": round(train_s, 3),
+        "model/params": sum(p.numel() for p in module.net.parameters()),
+        "ckpt/best": best,
+        "ckpt/resumed_from": ckpt_path,
+        **runs.provenance(Path(cfg.paths.root_dir)),
+    })
+    if trainer.is_global_zero:
+        runs.write_metrics(output_dir, metrics)
+    if cfg.optimized_metric is None:
+        return None
+    if cfg.optimized_metric not in metrics:
+        known = sorted(k for k in metrics if k.startswith(("val/", "test/")))
+        raise ConfigError(f"optimized_metric={cfg.optimized_metric!r} was not logged; logged: {', '.join(known)}")
+    return metrics[cfg.optimized_metric]

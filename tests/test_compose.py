@@ -1,0 +1,59 @@
+"""Every option of every group composes and instantiates (recursively), in the fast tier."""
+
+import pytest
+import torch
+from hydra.utils import get_class, instantiate
+
+from hyperlab.train import build_module, build_trainer
+from tests.conftest import CONF
+
+GROUPS = ["optimizer", "scheduler", "model", "data", "trainer", "callbacks", "logger", "debug", "experiment"]
+# These need hardware this CPU machine lacks; they are composed and their targets resolved, not instantiated.
+NEEDS_ACCELERATOR = {("trainer", "gpu"), ("trainer", "mps"), ("trainer", "ddp"), ("trainer", "fsdp")}
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+ALL = [(group, option) for group in GROUPS for option in options(group)]
+
+
+def test_every_group_has_options():
+    assert {g for g, _ in ALL} == set(GROUPS)
+    assert set(options("optimizer")) == {"sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta"}
+    assert set(options("scheduler")) == {"none", "step", "exponential", "cosine", "onecycle", "cyclic", "plateau"}
+    assert {"default", "cpu", "gpu", "mps", "ddp", "ddp_sim", "fsdp"} <= set(options("trainer"))
+    assert {"csv", "tensorboard", "wandb", "mlflow", "many"} <= set(options("logger"))
+    assert {"fdr", "overfit", "limit", "profiler", "anomaly"} <= set(options("debug"))
+
+
+@pytest.mark.parametrize(("group", "option"), ALL, ids=[f"{g}={o}" for g, o in ALL])
+def test_option_composes_and_instantiates(group, option, make_cfg, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = make_cfg(f"{group}={option}")
+    if (group, option) in NEEDS_ACCELERATOR:
+        assert get_class(cfg.trainer._target_).__name__ == "Trainer"
+        assert cfg.trainer.accelerator in {"gpu", "mps"}
+        return
+    datamodule, module = build_module(cfg)
+    x, y = next(iter(datamodule.train_dataloader()))  # data tensors -> network forward -> optimizer/schedule
+    assert module(x).shape == (len(y), datamodule.num_classes)
+    optimizer = module.optimizer_factory(module.parameters())
+    assert isinstance(optimizer, torch.optim.Optimizer)
+    if module.scheduler_factory is not None:
+        assert module.scheduler_factory(optimizer, 100)
+    trainer = build_trainer(cfg, {})
+    assert trainer.accumulate_grad_batches == cfg.trainer.accumulate_grad_batches
+    assert trainer.fast_dev_run == cfg.trainer.get("fast_dev_run", False)
+    for logger_cfg in (cfg.get("logger") or {}).values():
+        assert any(type(lg).__name__ == get_class(logger_cfg._target_).__name__ for lg in trainer.loggers)
+    for callback_cfg in (cfg.get("callbacks") or {}).values():
+        if callback_cfg is not None:
+            assert any(isinstance(cb, get_class(callback_cfg._target_)) for cb in trainer.callbacks)
+
+
+def test_eval_config_composes(make_cfg):
+    cfg = make_cfg("ckpt_path=x.ckpt", config_name="eval")
+    assert cfg.ckpt_path == "x.ckpt" and cfg.predict is True
+    assert instantiate(cfg.trainer, logger=False).max_epochs == cfg.trainer.max_epochs

@@ -2,7 +2,9 @@
 
 Every schedule is stepped once per optimizer step (`interval: step`), so step sizes and cycle lengths are
 counted in optimizer steps, and any schedule composes with a linear warmup over its first `warmup_steps`:
-the LR rises from lr / warmup_steps to lr, then the schedule runs over the remaining steps.
+the LR rises linearly from 1/warmup_steps of the schedule's starting LR to that LR (lr for step, exponential,
+cosine and plateau; lr / div_factor for onecycle; base_lr for cyclic), then the schedule runs over the
+remaining steps. tests/test_schedules.py checks every trace against its formula.
 `total_steps` comes from the Trainer (`estimated_stepping_batches`) at `configure_optimizers` time.
 """
 

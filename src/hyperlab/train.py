@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab import runs
+from hyperlab.callbacks import RestoreRNG, StoreRunConfig
 from hyperlab.classifier import Classifier
 from hyperlab.config import ConfigError
 
@@ -24,16 +25,6 @@ if logging.getLogger().handlers:
     logging.getLogger("lightning").handlers.clear()
 # Lightning 2.6 with torch 2.13 warns on every run about a torch-internal deprecation it has not caught up with.
 warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
-
-
-class StoreRunConfig(L.Callback):
-    """Puts the run's resolved config (plain dicts and lists) in every checkpoint, for eval.py."""
-
-    def __init__(self, config: dict):
-        self.config = config
-
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        checkpoint[runs.CONFIG_KEY] = self.config
 
 
 def _entries(group: DictConfig | None) -> list[DictConfig]:
@@ -53,7 +44,7 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
 
 
 def build_trainer(cfg: DictConfig, config: dict) -> L.Trainer:
-    callbacks = [instantiate(node) for node in _entries(cfg.get("callbacks"))] + [StoreRunConfig(config)]
+    callbacks = [instantiate(node) for node in _entries(cfg.get("callbacks"))] + [StoreRunConfig(config), RestoreRNG()]
     loggers = [instantiate(node) for node in _entries(cfg.get("logger"))]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 

@@ -91,13 +91,21 @@ class ArrayDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         data = self.splits["train"]
         sampler = EpochSeededSampler(len(data), self.shuffle_seed) if self.shuffle else None
-        return DataLoader(data, batch_size=self.batch_size, sampler=sampler, **self.loader_kwargs)
+        return self._loader(data, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.splits["val"], batch_size=self.batch_size, **self.loader_kwargs)
+        return self._loader(self.splits["val"])
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.splits["test"], batch_size=self.batch_size, **self.loader_kwargs)
+        return self._loader(self.splits["test"])
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
+
+    def _loader(self, data: TensorDataset, sampler: Sampler | None = None) -> DataLoader:
+        # Each DataLoader iterator draws a base seed from its generator; with the default (global) RNG that
+        # draw would shift dropout masks, and a resumed run, whose first iterator is built before the RNG is
+        # restored, would drift from an unbroken one. A generator of its own leaves the global RNG to the model.
+        generator = torch.Generator().manual_seed(self.shuffle_seed)
+        return DataLoader(data, batch_size=self.batch_size, sampler=sampler, generator=generator,
+                          **self.loader_kwargs)

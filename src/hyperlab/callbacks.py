@@ -1,0 +1,52 @@
+"""Callbacks that every run gets: they make checkpoints self-describing and resumes exact."""
+
+import random
+
+import lightning as L
+import torch
+
+from hyperlab import runs
+
+
+class StoreRunConfig(L.Callback):
+    """Puts the run's resolved config (plain dicts and lists) in every checkpoint, for eval.py."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint[runs.CONFIG_KEY] = self.config
+
+
+class RestoreRNG(L.Callback):
+    """Checkpoints the global torch (CPU and CUDA) and Python RNG states and restores them on resume, so that
+    dropout and other random ops after a resume draw what an unbroken run would have drawn.
+
+    Lightning restores model, optimizer, loops and callbacks but not RNG states. The states are applied at
+    `on_train_start`, after the sanity-check validation, which itself draws from the global RNG (a DataLoader
+    iterator takes a base seed). All states are tensors or ints, so `weights_only=True` loading still works.
+    """
+
+    def __init__(self):
+        self.pending: dict | None = None
+
+    def state_dict(self) -> dict:
+        version, state, gauss = random.getstate()
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "python": [version, list(state), gauss],
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.pending = state_dict
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.pending is None:
+            return
+        torch.set_rng_state(self.pending["torch"])
+        if self.pending["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(self.pending["cuda"])
+        version, state, gauss = self.pending["python"]
+        random.setstate((version, tuple(state), gauss))
+        self.pending = None

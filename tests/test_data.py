@@ -1,0 +1,92 @@
+"""Data knobs: split sizes and stratification, train-only normalisation, shuffling, batch size, loader knobs."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from hyperlab.data import ArrayDataModule, EpochSeededSampler
+
+
+def digits(**kwargs) -> ArrayDataModule:
+    dm = ArrayDataModule(lambda: load_digits(return_X_y=True), **kwargs)
+    dm.setup("fit")
+    return dm
+
+
+def test_split_sizes_are_disjoint_and_cover_the_data():
+    dm = digits(val_fraction=0.1, test_fraction=0.2)
+    sizes = {k: len(v) for k, v in dm.indices.items()}
+    assert sizes == {"train": 1257, "val": 180, "test": 360}
+    joined = np.concatenate(list(dm.indices.values()))
+    assert len(np.unique(joined)) == len(joined) == 1797
+
+
+def test_stratified_split_keeps_class_ratios():
+    _, y = load_digits(return_X_y=True)
+    dm = digits(val_fraction=0.1, test_fraction=0.2, stratify=True)
+    overall = np.bincount(y) / len(y)
+    for idx in dm.indices.values():
+        assert np.abs(np.bincount(y[idx], minlength=10) / len(idx) - overall).max() < 0.01
+    loose = digits(val_fraction=0.1, test_fraction=0.2, stratify=False)
+    assert max(np.abs(np.bincount(y[i], minlength=10) / len(i) - overall).max() for i in loose.indices.values()) > 0.01
+
+
+def test_split_seed_changes_the_split_and_is_reproducible():
+    assert np.array_equal(digits(split_seed=0).indices["test"], digits(split_seed=0).indices["test"])
+    assert not np.array_equal(digits(split_seed=0).indices["test"], digits(split_seed=1).indices["test"])
+
+
+def test_normalisation_uses_train_statistics_only():
+    dm = digits(normalize=True)
+    train_x = dm.splits["train"].tensors[0].flatten(1)
+    varying = train_x.std(0) > 0
+    assert torch.allclose(train_x.mean(0), torch.zeros(64), atol=1e-5)
+    assert torch.allclose(train_x.std(0)[varying], torch.ones(int(varying.sum())), atol=1e-4)
+    test_x = dm.splits["test"].tensors[0].flatten(1)
+    assert test_x.mean(0).abs().max() > 0.01  # test is scaled with train stats, not re-centred on itself
+    raw = digits(normalize=False).splits["train"].tensors[0]
+    assert raw.max().item() == 16.0
+
+
+def test_image_shape_and_facts_for_models():
+    assert digits(image_shape=[1, 8, 8]).input_shape == (1, 8, 8)
+    dm = digits()
+    assert (dm.input_shape, dm.num_classes) == ((64,), 10)
+
+
+@pytest.mark.parametrize("batch_size", [1, 32, 100])
+def test_batch_size_sets_batch_shape_and_steps_per_epoch(batch_size):
+    loader = digits(batch_size=batch_size).train_dataloader()
+    assert next(iter(loader))[0].shape == (batch_size, 64)
+    assert len(loader) == -(-1257 // batch_size)
+
+
+def test_shuffle_differs_per_epoch_and_is_fixed_when_off():
+    loader = digits(shuffle=True, shuffle_seed=3).train_dataloader()
+    loader.sampler.set_epoch(0)
+    epoch0 = torch.cat([y for _, y in loader])
+    loader.sampler.set_epoch(1)
+    epoch1 = torch.cat([y for _, y in loader])
+    loader.sampler.set_epoch(0)
+    assert torch.equal(torch.cat([y for _, y in loader]), epoch0)  # resumable: depends on (seed, epoch) only
+    assert not torch.equal(epoch0, epoch1)
+    fixed = digits(shuffle=False).train_dataloader()
+    assert torch.equal(torch.cat([y for _, y in fixed]), torch.cat([y for _, y in fixed]))
+    assert torch.equal(torch.cat([y for _, y in fixed]), digits(shuffle=False).splits["train"].tensors[1])
+
+
+def test_sampler_is_a_permutation():
+    sampler = EpochSeededSampler(50, seed=0)
+    assert sorted(sampler) == list(range(50)) and len(sampler) == 50
+
+
+def test_loader_knobs_reach_the_dataloader():
+    loader = digits(num_workers=2, pin_memory=True, persistent_workers=True).train_dataloader()
+    assert (loader.num_workers, loader.pin_memory, loader.persistent_workers) == (2, True, True)
+    assert digits(num_workers=0, persistent_workers=True).train_dataloader().persistent_workers is False
+
+
+def test_bad_fractions_are_rejected():
+    with pytest.raises(ValueError, match=r"data.val_fraction=0.5 \+ data.test_fraction=0.5 must be < 1"):
+        ArrayDataModule(lambda: None, val_fraction=0.5, test_fraction=0.5)

@@ -1,0 +1,170 @@
+"""End-to-end runs of train() in-process on digits (2 epochs each unless stated)."""
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from hyperlab import runs
+from hyperlab.evaluate import evaluate
+from hyperlab.train import build_module, build_trainer, train
+
+REQUIRED = {"val/acc", "val/loss", "val/f1", "val/precision", "val/recall", "val/auroc", "test/acc", "test/loss",
+            "test/f1", "test/auroc", "trainer/global_step", "time/train_s", "model/params", "versions", "git",
+            "command"}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """One 2-epoch default run shared by the read-only tests below."""
+    from tests.conftest import compose_config
+
+    out = tmp_path_factory.mktemp("run")
+    cfg = compose_config(["trainer.max_epochs=2", "lr=0.002"], out)
+    returned = train(cfg)
+    return out, returned
+
+
+def test_metrics_json_holds_the_contract(run_dir):
+    out, returned = run_dir
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert REQUIRED <= set(metrics)
+    assert returned == metrics["val/acc"]  # train() returns optimized_metric for sweepers
+    assert metrics["trainer/global_step"] == 2 * 20  # 1257 train rows / batch 64 -> 20 steps per epoch
+    assert metrics["model/params"] == (64 * 256 + 256) + (256 * 256 + 256) + (256 * 10 + 10)
+    assert metrics["test/acc"] > 0.9 and metrics["val/acc"] > 0.9
+    assert metrics["versions"]["torch"] == torch.__version__
+    assert metrics["git"]["commit"] is None or len(metrics["git"]["commit"]) == 40
+
+
+def test_checkpoints_load_with_weights_only(run_dir):
+    out, _ = run_dir
+    ckpts = sorted((out / "checkpoints").glob("*.ckpt"))
+    assert {p.name for p in ckpts} >= {"last.ckpt"} and len(ckpts) == 2  # best (top-1) + last
+    for path in ckpts:
+        checkpoint = torch.load(path, weights_only=True)  # raises on any pickled module or partial
+        assert checkpoint[runs.CONFIG_KEY]["lr"] == 0.002
+        assert checkpoint["hyper_parameters"] == {"num_classes": 10}
+        assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == 0.002
+
+
+def test_csv_logger_writes_per_epoch_metrics(run_dir):
+    out, _ = run_dir
+    rows = list(csv.DictReader(open(out / "csv" / "metrics.csv")))
+    epochs_with_val = {r["epoch"] for r in rows if r.get("val/loss")}
+    assert epochs_with_val >= {"0", "1"}
+
+
+def test_eval_reproduces_test_metrics_from_the_checkpoint_alone(run_dir, make_cfg, tmp_path):
+    out, _ = run_dir
+    trained = json.loads((out / "metrics.json").read_text())
+    cfg = make_cfg(f"ckpt_path={trained['ckpt/best']}", config_name="eval", output_dir=tmp_path / "eval")
+    (tmp_path / "eval").mkdir()
+    metrics = evaluate(cfg)
+    assert metrics["test/acc"] == pytest.approx(trained["test/acc"], abs=1e-7)
+    assert metrics["test/loss"] == pytest.approx(trained["test/loss"], rel=1e-6)
+    rows = list(csv.DictReader(open(tmp_path / "eval" / "predictions.csv")))
+    assert len(rows) == 360
+    accuracy = sum(r["target"] == r["prediction"] for r in rows) / len(rows)
+    assert accuracy == pytest.approx(trained["test/acc"], abs=1e-6)
+
+
+def test_same_seed_same_metrics_and_another_seed_differs(make_cfg, tmp_path):
+    a = train(make_cfg("seed=7", "trainer.max_epochs=1", output_dir=tmp_path / "a"))
+    b = train(make_cfg("seed=7", "trainer.max_epochs=1", output_dir=tmp_path / "b"))
+    c = train(make_cfg("seed=8", "trainer.max_epochs=1", output_dir=tmp_path / "c"))
+    ma, mb, mc = (runs.read_metrics(tmp_path / d) for d in "abc")
+    assert (a, ma["val/loss"], ma["test/loss"]) == (b, mb["val/loss"], mb["test/loss"])
+    assert ma["val/loss"] != mc["val/loss"]
+
+
+def test_resume_from_epoch_2_matches_an_unbroken_run(make_cfg, tmp_path):
+    keep_all = ["trainer.max_epochs=4", "callbacks.model_checkpoint.save_top_k=-1", "model.dropout=0.2"]
+    train(make_cfg(*keep_all, output_dir=tmp_path / "unbroken"))
+    epoch2 = tmp_path / "unbroken" / "checkpoints" / "epoch_001.ckpt"  # saved at the end of the 2nd epoch
+    assert torch.load(epoch2, weights_only=True)["epoch"] == 1
+    train(make_cfg(*keep_all, f"ckpt_path={epoch2}", output_dir=tmp_path / "resumed"))
+    unbroken, resumed = runs.read_metrics(tmp_path / "unbroken"), runs.read_metrics(tmp_path / "resumed")
+    assert resumed["ckpt/resumed_from"] == str(epoch2)
+    assert resumed["trainer/global_step"] == unbroken["trainer/global_step"] == 80
+    for key in ("val/loss", "test/loss", "test/acc"):
+        assert resumed[key] == unbroken[key], key
+    last_a = torch.load(tmp_path / "unbroken/checkpoints/last.ckpt", weights_only=True)["state_dict"]
+    last_b = torch.load(tmp_path / "resumed/checkpoints/last.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(last_a[k], last_b[k]) for k in last_a)
+
+
+@pytest.mark.parametrize(("overrides", "steps"), [
+    (["trainer.max_epochs=2"], 40),
+    (["trainer.max_epochs=2", "trainer.accumulate_grad_batches=2"], 20),
+    (["trainer.max_epochs=5", "trainer.max_steps=7"], 7),
+    (["trainer.max_epochs=1", "batch_size=128"], 10),
+])
+def test_epochs_steps_accumulation_and_batch_size_set_global_step(overrides, steps, make_cfg):
+    train(make_cfg(*overrides, "callbacks=none", "logger=[]", "test=false"))
+    assert runs.read_metrics(Path(make_cfg().paths.output_dir))["trainer/global_step"] == steps
+
+
+def test_lr_reaches_the_optimizer_inside_the_trainer(make_cfg):
+    cfg = make_cfg("lr=0.0042", "optimizer=sgd", "trainer.max_epochs=1", "callbacks=none")
+    datamodule, module = build_module(cfg)
+    trainer = build_trainer(cfg, {})
+    trainer.fit(module, datamodule=datamodule)
+    assert type(trainer.optimizers[0]) is torch.optim.SGD
+    assert trainer.optimizers[0].param_groups[0]["lr"] == 0.0042
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [("bf16-mixed", torch.bfloat16), ("32-true", None)])
+def test_precision_sets_autocast_in_the_forward(precision, dtype, make_cfg):
+    cfg = make_cfg(f"trainer.precision={precision}", "trainer.max_steps=2", "callbacks=none", "logger=[]")
+    datamodule, module = build_module(cfg)
+    seen = []
+    module.net.register_forward_hook(
+        lambda *_: seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None))
+    build_trainer(cfg, {}).fit(module, datamodule=datamodule)
+    assert seen and set(seen) == {dtype}
+
+
+def test_debug_overfit_drives_train_loss_to_zero(make_cfg):
+    train(make_cfg("debug=overfit", "trainer.max_epochs=150", "test=false", fast=False))
+    out = Path(make_cfg().paths.output_dir)
+    losses = [float(r["train/loss"]) for r in csv.DictReader(open(out / "csv" / "metrics.csv")) if r["train/loss"]]
+    assert losses[0] > 1.0 and losses[-1] < 0.01
+
+
+def test_debug_profiler_writes_a_report(make_cfg):
+    train(make_cfg("debug=profiler", "trainer.max_epochs=1", "test=false", fast=False))
+    report = (Path(make_cfg().paths.output_dir) / "fit-profile.txt").read_text()
+    assert "run_training_epoch" in report
+
+
+def test_debug_fdr_runs_one_batch_and_keeps_no_checkpoint(make_cfg):
+    train(make_cfg("debug=fdr", fast=False))
+    out = Path(make_cfg().paths.output_dir)
+    assert runs.read_metrics(out)["trainer/global_step"] == 1
+    assert not (out / "checkpoints").exists()
+
+
+def make_run(parent: Path, name: str, overrides: list[str], with_ckpt: bool = True) -> Path:
+    run = parent / name
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    if with_ckpt:
+        (run / "checkpoints").mkdir()
+        (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    return run
+
+
+def test_resume_auto_picks_the_newest_last_ckpt_of_the_same_overrides(tmp_path):
+    old = make_run(tmp_path, "r1", ["lr=0.1"])
+    newer = make_run(tmp_path, "r2", ["lr=0.1", "resume=auto"])
+    make_run(tmp_path, "r3", ["lr=0.2"])  # other overrides: never picked
+    os.utime(old / "checkpoints" / "last.ckpt", (time.time() - 100, time.time() - 100))
+    current = make_run(tmp_path, "r4", ["resume=auto", "lr=0.1"], with_ckpt=False)
+    assert runs.find_resume_checkpoint(current) == newer / "checkpoints" / "last.ckpt"
+    lonely = make_run(tmp_path, "r5", ["lr=0.3", "resume=auto"], with_ckpt=False)
+    assert runs.find_resume_checkpoint(lonely) is None

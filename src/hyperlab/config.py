@@ -7,7 +7,7 @@ summing to < 1, ...) so that bad input costs a second, not a training run. Only 
 
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,12 @@ _ABSENT = object()
 
 def check(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value that breaks a rule, before anything is built or trained."""
+    if OmegaConf.get_type(cfg) is TrainConfig:
+        # `+typo=1` force-adds a key nothing reads: refuse it rather than train without the intended change
+        known = {f.name for f in fields(TrainConfig)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise ConfigError(f"unknown top-level key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     for key, rule, allowed in RULES:
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if value is not _ABSENT and not rule(value):
@@ -103,7 +109,7 @@ def check(cfg: DictConfig) -> None:
 
 @contextmanager
 def reported_errors():
-    """Turn a ConfigError into one clear line on stderr and exit status 2, with no traceback;
+    """Turn a ConfigError into one clear line on stderr and exit status 1 (as Hydra's own errors), no traceback;
     HYDRA_FULL_ERROR=1 shows the traceback, as it does for Hydra's own errors."""
     try:
         yield

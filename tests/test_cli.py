@@ -1,0 +1,173 @@
+"""The command line as a user meets it: help, config printing, bad input, run directories, real runs."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from hyperlab.config import ConfigError
+from hyperlab.train import train
+from tests.conftest import ROOT, run_cli
+
+
+def test_help_lists_every_group_and_points_to_the_knob_reference():
+    result = run_cli("train.py", "--help")
+    assert result.returncode == 0
+    for line in ("optimizer: adadelta, adagrad, adam, adamw, rmsprop, sgd",
+                 "scheduler: cosine, cyclic, exponential, none, onecycle, plateau, step",
+                 "trainer: cpu, ddp, ddp_sim, default, fsdp, gpu, mps", "debug: anomaly, fdr, limit, overfit, profiler"):
+        assert line in result.stdout
+    assert 'README.md, "Knob reference"' in result.stdout
+
+
+def test_composing_and_printing_the_config_imports_no_torch():
+    """--cfg job must stay fast: neither torch nor lightning may load to compose or print a config."""
+    result = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "train.py"), "--cfg", "job",
+                             "optimizer=sgd", "lr=0.05"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0
+    printed = yaml.safe_load(result.stdout)
+    assert printed["lr"] == 0.05 and printed["optimizer"]["_target_"] == "torch.optim.SGD"
+    assert printed["optimizer"]["lr"] == "${lr}"
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    assert "hydra" in imported and not {"torch", "lightning", "sklearn"} & imported
+
+
+BAD_INPUT = [
+    (["optimizer=adamx"], ["Could not find 'optimizer/adamx'", "Available options in 'optimizer'", "adamw"]),
+    (["scheduler=linear"], ["Could not find 'scheduler/linear'", "cosine"]),
+    (["foo=1"], ["Could not override 'foo'"]),
+    (["+foo=1"], ["unknown top-level key(s) foo", "known: batch_size"]),
+    (["lr=abc"], ["Value 'abc' of type 'str' could not be converted to Float", "full_key: lr"]),
+    (["seed=1.5"], ["could not be converted to Integer", "full_key: seed"]),
+    (["lr=0"], ["lr=0.0 is not allowed: must be a number > 0"]),
+    (["lr=-0.1"], ["lr=-0.1 is not allowed: must be a number > 0"]),
+    (["weight_decay=-1"], ["weight_decay=-1.0 is not allowed: must be a number >= 0"]),
+    (["batch_size=0"], ["batch_size=0 is not allowed: must be an integer >= 1"]),
+    (["data.batch_size=abc"], ["data.batch_size='abc' is not allowed: must be an integer >= 1"]),
+    (["model.dropout=1.0"], ["model.dropout=1.0 is not allowed: must be a number in [0, 1)"]),
+    (["model.width=0"], ["model.width=0 is not allowed: must be an integer >= 1"]),
+    (["data.val_fraction=0.5", "data.test_fraction=0.5"], ["must sum to < 1"]),
+    (["data.test_fraction=1.2"], ["data.test_fraction=1.2 is not allowed: must be a number in [0, 1)"]),
+    (["trainer.max_epochs=0"], ["trainer.max_epochs=0 is not allowed: must be an integer >= 1, or -1"]),
+    (["trainer.accumulate_grad_batches=0"], ["trainer.accumulate_grad_batches=0 is not allowed"]),
+    (["trainer.gradient_clip_algorithm=max"], ["trainer.gradient_clip_algorithm='max' is not allowed: must be norm"]),
+    (["scheduler=cosine", "scheduler.warmup_steps=-5"], ["scheduler.warmup_steps=-5 is not allowed"]),
+    (["resume=sometimes"], ["resume='sometimes' is not allowed: must be never or auto"]),
+    (["ckpt_path=/no/such.ckpt"], ["ckpt_path='/no/such.ckpt': no such file"]),
+    (["train=false"], ["train=false evaluates a trained model: set ckpt_path"]),
+]
+
+
+@pytest.mark.parametrize(("args", "messages"), BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_input_fails_before_training_with_a_clear_message(args, messages, tmp_path):
+    result = run_cli("train.py", *args, f"paths.log_dir={tmp_path}")
+    assert result.returncode == 1
+    for message in messages:
+        assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("metrics.json"))
+
+
+def test_full_error_shows_the_traceback(tmp_path):
+    result = run_cli("train.py", "lr=0", f"paths.log_dir={tmp_path}", env={"HYDRA_FULL_ERROR": "1"})
+    assert result.returncode == 1 and "Traceback" in result.stderr and "ConfigError" in result.stderr
+
+
+def test_eval_requires_an_existing_checkpoint(tmp_path):
+    missing = run_cli("eval.py", f"paths.log_dir={tmp_path}")
+    assert missing.returncode == 1 and "Missing mandatory value: ckpt_path" in missing.stderr
+    absent = run_cli("eval.py", "ckpt_path=/no/such.ckpt", f"paths.log_dir={tmp_path}")
+    assert absent.returncode == 1 and "ckpt_path='/no/such.ckpt': no such file" in absent.stderr
+
+
+def test_runs_started_in_the_same_second_get_different_directories(tmp_path):
+    """Hydra creates the run dir before the job's first line; a failing check keeps the job short."""
+    cmd = [sys.executable, str(ROOT / "train.py"), "lr=0", f"paths.log_dir={tmp_path}"]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL) for _ in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [1, 1, 1]
+    assert len(list((tmp_path / "train" / "runs").iterdir())) == 3
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["model=cnn", "data=breast_cancer"], r"model=cnn needs image data of shape \(C, H, W\); this dataset gives \(30,\)"),
+    (["model.activation=swish"], "model.activation='swish' is not one of: relu, leaky_relu, gelu, tanh, sigmoid"),
+    (["+data.colour=red"], "unexpected keyword argument 'colour'"),
+])
+def test_errors_found_while_building_name_the_key_before_training(overrides, message, make_cfg):
+    cfg = make_cfg(*overrides)
+    with pytest.raises(ConfigError, match=message):
+        train(cfg)
+    assert not list(Path(cfg.paths.output_dir).rglob("*.ckpt"))
+
+
+@pytest.mark.slow
+def test_default_training_run_from_the_command_line(tmp_path):
+    """What `make train` runs: the default config, 20 epochs of digits."""
+    result = run_cli("train.py", f"paths.log_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (tmp_path / "train" / "runs").iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test/acc"] >= 0.95 and metrics["trainer/global_step"] == 400
+    assert metrics["command"] == ["train.py", f"paths.log_dir={tmp_path}"]
+    assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.slow
+def test_overrides_from_the_command_line_reach_the_run(tmp_path):
+    result = run_cli("train.py", "optimizer=adamw", "lr=3e-4", "trainer.max_epochs=1", f"paths.log_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (tmp_path / "train" / "runs").iterdir()
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["optimizer_states"][0]["param_groups"][0]["lr"] == 3e-4
+    assert yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())[:2] == ["optimizer=adamw", "lr=3e-4"]
+
+
+@pytest.mark.slow
+def test_multirun_grid_runs_every_combination_once(tmp_path):
+    result = run_cli("train.py", "-m", "optimizer=adamw,sgd", "lr=1e-3,3e-4", "trainer.max_epochs=1",
+                     "callbacks=none", f"paths.log_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and (p / "metrics.json").exists())
+    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    seen = {tuple(yaml.safe_load((p / ".hydra" / "overrides.yaml").read_text())[:2]) for p in jobs}
+    assert seen == {(f"optimizer={o}", f"lr={lr}") for o in ("adamw", "sgd") for lr in ("0.001", "0.0003")}
+
+
+@pytest.mark.slow
+def test_eval_cli_tests_and_predicts_with_the_training_config(tmp_path):
+    trained = run_cli("train.py", "model.width=32", "trainer.max_epochs=2", f"paths.log_dir={tmp_path}")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    (run_dir,) = (tmp_path / "train" / "runs").iterdir()
+    trained_metrics = json.loads((run_dir / "metrics.json").read_text())
+    result = run_cli("eval.py", f"ckpt_path={trained_metrics['ckpt/best']}", f"paths.log_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (eval_dir,) = (tmp_path / "eval" / "runs").iterdir()
+    metrics = json.loads((eval_dir / "metrics.json").read_text())
+    # the width-32 MLP is rebuilt from the checkpoint's own config (the default width 256 would not load)
+    assert metrics["test/acc"] == trained_metrics["test/acc"]
+    assert len((eval_dir / "predictions.csv").read_text().splitlines()) == 361
+
+
+@pytest.mark.slow
+def test_resume_auto_continues_an_interrupted_run_of_the_same_command(tmp_path):
+    args = ["trainer.max_epochs=3", "model.width=16", "callbacks.model_checkpoint.save_top_k=-1",
+            f"paths.log_dir={tmp_path}"]
+    assert run_cli("train.py", *args).returncode == 0
+    (first,) = (tmp_path / "train" / "runs").iterdir()
+    complete = json.loads((first / "metrics.json").read_text())
+    # as if the run had died after its 2nd epoch: last.ckpt is the epoch-2 checkpoint
+    shutil.copy(first / "checkpoints" / "epoch_001.ckpt", first / "checkpoints" / "last.ckpt")
+    assert run_cli("train.py", "trainer.max_epochs=4", *args[1:], "resume=auto").returncode == 0  # other command
+    result = run_cli("train.py", *args, "resume=auto")
+    assert result.returncode == 0, result.stderr[-3000:]
+    latest = max((tmp_path / "train" / "runs").iterdir())
+    resumed = json.loads((latest / "metrics.json").read_text())
+    assert resumed["ckpt/resumed_from"] == str(first / "checkpoints" / "last.ckpt")
+    assert resumed["trainer/global_step"] == 60
+    assert (resumed["val/loss"], resumed["test/acc"]) == (complete["val/loss"], complete["test/acc"])

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from hyperlab.classifier import classification_metrics
-from tests.conftest import compose_config
+from hyperlab.config import compose
 
 
 def test_metrics_on_known_predictions():
@@ -23,15 +23,21 @@ def test_metrics_on_known_predictions():
     assert values["test/auroc"] == pytest.approx((1 + 6 / 8 + 7 / 8) / 3)
 
 
-OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-              "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad, "adadelta": torch.optim.Adadelta}
+OPTIMIZERS = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "rmsprop": torch.optim.RMSprop,
+    "adagrad": torch.optim.Adagrad,
+    "adadelta": torch.optim.Adadelta,
+}
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_optimizer_option_lr_and_weight_decay_reach_the_optimizer(name, tmp_path):
     from hydra.utils import instantiate
 
-    cfg = compose_config([f"optimizer={name}", "lr=0.0123", "weight_decay=0.045"], tmp_path)
+    cfg = compose([f"optimizer={name}", "lr=0.0123", "weight_decay=0.045"], tmp_path)
     optimizer = instantiate(cfg.optimizer)(nn.Linear(3, 2).parameters())
     assert type(optimizer) is OPTIMIZERS[name]
     assert optimizer.param_groups[0]["lr"] == 0.0123
@@ -42,9 +48,11 @@ def test_optimizer_keys_reach_defaults(tmp_path):
     from hydra.utils import instantiate
 
     params = nn.Linear(3, 2).parameters
-    sgd = instantiate(compose_config(["optimizer=sgd", "optimizer.momentum=0.8", "optimizer.nesterov=true"],
-                                     tmp_path).optimizer)(params())
+    sgd = instantiate(
+        compose(["optimizer=sgd", "optimizer.momentum=0.8", "optimizer.nesterov=true"], tmp_path).optimizer
+    )(params())
     assert (sgd.defaults["momentum"], sgd.defaults["nesterov"]) == (0.8, True)
-    adam = instantiate(compose_config(["optimizer=adam", "optimizer.betas=[0.8,0.95]", "optimizer.eps=1e-6"],
-                                      tmp_path).optimizer)(params())
+    adam = instantiate(
+        compose(["optimizer=adam", "optimizer.betas=[0.8,0.95]", "optimizer.eps=1e-6"], tmp_path).optimizer
+    )(params())
     assert tuple(adam.defaults["betas"]) == (0.8, 0.95) and adam.defaults["eps"] == 1e-6

@@ -45,8 +45,10 @@ def test_exponential(w):
 def test_cosine(w):
     eta_min, span = 1e-3, TOTAL - w
     lrs = trace(schedules.cosine, warmup_steps=w, eta_min=eta_min)
-    expected = [warmup_lr(t, w, LR) if t < w
-                else eta_min + (LR - eta_min) * (1 + math.cos(math.pi * (t - w) / span)) / 2 for t in range(TOTAL)]
+    expected = [
+        warmup_lr(t, w, LR) if t < w else eta_min + (LR - eta_min) * (1 + math.cos(math.pi * (t - w) / span)) / 2
+        for t in range(TOTAL)
+    ]
     assert lrs == pytest.approx(expected, rel=1e-6)
 
 
@@ -54,8 +56,14 @@ def test_cosine(w):
 def test_onecycle(w):
     """Warmup ramps to the cycle's starting LR (lr / div_factor); the cycle peaks at lr and ends near 0."""
     div, final_div, pct = 10.0, 100.0, 0.25
-    lrs = trace(schedules.onecycle, warmup_steps=w, pct_start=pct, div_factor=div, final_div_factor=final_div,
-                anneal_strategy="linear")
+    lrs = trace(
+        schedules.onecycle,
+        warmup_steps=w,
+        pct_start=pct,
+        div_factor=div,
+        final_div_factor=final_div,
+        anneal_strategy="linear",
+    )
     start, span = LR / div, TOTAL - w
     peak_step = w + round(pct * span) - 1
     assert lrs[:w] == pytest.approx([warmup_lr(t, w, start) for t in range(w)], rel=1e-6)

@@ -90,14 +90,19 @@ def check(cfg: DictConfig) -> None:
         unknown = sorted(set(cfg) - known)
         if unknown:
             raise ConfigError(f"unknown top-level key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"required value(s) not set: {', '.join(missing)} (e.g. {missing[0]}=...)")
     for key, rule, allowed in RULES:
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if value is not _ABSENT and not rule(value):
             raise ConfigError(f"{key}={value!r} is not allowed: must be {allowed}")
     data = cfg.get("data") or {}
     if "val_fraction" in data and data.val_fraction + data.test_fraction >= 1:
-        raise ConfigError(f"data.val_fraction={data.val_fraction} + data.test_fraction={data.test_fraction} "
-                          "must sum to < 1 (the rest is the train split)")
+        raise ConfigError(
+            f"data.val_fraction={data.val_fraction} + data.test_fraction={data.test_fraction} "
+            "must sum to < 1 (the rest is the train split)"
+        )
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(ckpt_path).is_file():
         raise ConfigError(f"ckpt_path={ckpt_path!r}: no such file")
@@ -117,3 +122,26 @@ def reported_errors():
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         raise SystemExit(f"error: {error}") from None
+
+
+def compose(overrides: list[str], output_dir: str | Path, config_name: str = "train") -> DictConfig:
+    """The config `python train.py OVERRIDES` would run, for notebooks and tests, writing under `output_dir`."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    conf_dir = Path(__file__).resolve().parents[2] / "conf"
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        cfg = hydra_compose(config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # for the ${hydra:...} interpolations in paths/
+    output_dir = Path(output_dir).resolve()
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(conf_dir.parent)
+        cfg.paths.log_dir = str(output_dir / "logs")
+        cfg.paths.output_dir = str(output_dir)
+        del cfg.hydra
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return cfg

@@ -69,7 +69,8 @@ def find_resume_checkpoint(output_dir: Path) -> Path | None:
     output_dir = Path(output_dir)
     wanted = _overrides(output_dir)
     candidates = [
-        ckpt for ckpt in output_dir.parent.glob("*/checkpoints/last.ckpt")
+        ckpt
+        for ckpt in output_dir.parent.glob("*/checkpoints/last.ckpt")
         if ckpt.parents[1] != output_dir and _overrides(ckpt.parents[1]) == wanted
     ]
     return max(candidates, key=lambda p: p.stat().st_mtime, default=None)

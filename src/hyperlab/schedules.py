@@ -54,12 +54,20 @@ def cosine(optimizer, total_steps, warmup_steps=0, eta_min=0.0):
     return _after_warmup(optimizer, CosineAnnealingLR(optimizer, T_max=t_max, eta_min=eta_min), warmup_steps)
 
 
-def onecycle(optimizer, total_steps, warmup_steps=0, pct_start=0.3, div_factor=25.0, final_div_factor=1e4,
-             anneal_strategy="cos"):
+def onecycle(
+    optimizer, total_steps, warmup_steps=0, pct_start=0.3, div_factor=25.0, final_div_factor=1e4, anneal_strategy="cos"
+):
     steps = _steps_after_warmup(total_steps, warmup_steps)
     max_lr = [group["lr"] for group in optimizer.param_groups]
-    cycle = OneCycleLR(optimizer, max_lr=max_lr, total_steps=steps, pct_start=pct_start, div_factor=div_factor,
-                       final_div_factor=final_div_factor, anneal_strategy=anneal_strategy)
+    cycle = OneCycleLR(
+        optimizer,
+        max_lr=max_lr,
+        total_steps=steps,
+        pct_start=pct_start,
+        div_factor=div_factor,
+        final_div_factor=final_div_factor,
+        anneal_strategy=anneal_strategy,
+    )
     return _after_warmup(optimizer, cycle, warmup_steps)
 
 
@@ -67,13 +75,13 @@ def cyclic(optimizer, total_steps, warmup_steps=0, base_lr=1e-4, step_size_up=50
     _steps_after_warmup(total_steps, warmup_steps)
     max_lr = [group["lr"] for group in optimizer.param_groups]
     # cycle_momentum=False: Adam-family optimizers have no `momentum` key to cycle.
-    cycle = CyclicLR(optimizer, base_lr=base_lr, max_lr=max_lr, step_size_up=step_size_up, mode=mode,
-                     cycle_momentum=False)
+    cycle = CyclicLR(
+        optimizer, base_lr=base_lr, max_lr=max_lr, step_size_up=step_size_up, mode=mode, cycle_momentum=False
+    )
     return _after_warmup(optimizer, cycle, warmup_steps)
 
 
-def plateau(optimizer, total_steps, warmup_steps=0, monitor="val/loss", mode="min", factor=0.5, patience=2,
-            min_lr=0.0):
+def plateau(optimizer, total_steps, warmup_steps=0, monitor="val/loss", mode="min", factor=0.5, patience=2, min_lr=0.0):
     """Reduce-on-plateau is driven by a metric once per epoch, so it cannot sit inside SequentialLR:
     the warmup runs beside it as a second, per-step scheduler (both scale the same param groups)."""
     _steps_after_warmup(total_steps, warmup_steps)

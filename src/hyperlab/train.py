@@ -38,8 +38,9 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
     datamodule.setup("fit")
     net = instantiate(cfg.model, in_shape=datamodule.input_shape, num_classes=datamodule.num_classes)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    module = Classifier(net, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
-                        num_classes=datamodule.num_classes)
+    module = Classifier(
+        net, optimizer=instantiate(cfg.optimizer), scheduler=scheduler, num_classes=datamodule.num_classes
+    )
     return datamodule, module
 
 
@@ -81,15 +82,17 @@ def train(cfg: DictConfig) -> float | None:
     metrics = dict(trainer.validate(module, datamodule=datamodule, ckpt_path=score_ckpt, verbose=False)[0])
     if cfg.test:
         metrics.update(trainer.test(module, datamodule=datamodule, ckpt_path=score_ckpt, verbose=False)[0])
-    metrics.update({
-        "trainer/global_step": trainer.global_step,
-        "trainer/epoch": trainer.current_epoch,
-        "time/train_s": round(train_s, 3),
-        "model/params": sum(p.numel() for p in module.net.parameters()),
-        "ckpt/best": best,
-        "ckpt/resumed_from": ckpt_path,
-        **runs.provenance(Path(cfg.paths.root_dir)),
-    })
+    metrics.update(
+        {
+            "trainer/global_step": trainer.global_step,
+            "trainer/epoch": trainer.current_epoch,
+            "time/train_s": round(train_s, 3),
+            "model/params": sum(p.numel() for p in module.net.parameters()),
+            "ckpt/best": best,
+            "ckpt/resumed_from": ckpt_path,
+            **runs.provenance(Path(cfg.paths.root_dir)),
+        }
+    )
     if trainer.is_global_zero:
         runs.write_metrics(output_dir, metrics)
     if cfg.optimized_metric is None:

@@ -37,22 +37,41 @@ class ArrayDataModule(L.LightningDataModule):
     mean and std of the train split only, so nothing leaks from val/test.
     """
 
-    def __init__(self, load: Callable[[], tuple[np.ndarray, np.ndarray]], batch_size: int = 64,
-                 val_fraction: float = 0.1, test_fraction: float = 0.2, stratify: bool = True, split_seed: int = 0,
-                 shuffle: bool = True, shuffle_seed: int = 0, normalize: bool = True,
-                 image_shape: Sequence[int] | None = None, num_workers: int = 0, pin_memory: bool = False,
-                 persistent_workers: bool = False):
+    def __init__(
+        self,
+        load: Callable[[], tuple[np.ndarray, np.ndarray]],
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        stratify: bool = True,
+        split_seed: int = 0,
+        shuffle: bool = True,
+        shuffle_seed: int = 0,
+        normalize: bool = True,
+        image_shape: Sequence[int] | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ):
         super().__init__()
         if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-            raise ValueError(f"data.val_fraction={val_fraction} + data.test_fraction={test_fraction} must be < 1, "
-                             "each in [0, 1)")
+            raise ValueError(
+                f"data.val_fraction={val_fraction} + data.test_fraction={test_fraction} must be < 1, each in [0, 1)"
+            )
         self.load, self.batch_size = load, batch_size
-        self.val_fraction, self.test_fraction, self.stratify, self.split_seed = (val_fraction, test_fraction,
-                                                                                 stratify, split_seed)
+        self.val_fraction, self.test_fraction, self.stratify, self.split_seed = (
+            val_fraction,
+            test_fraction,
+            stratify,
+            split_seed,
+        )
         self.shuffle, self.shuffle_seed, self.normalize = shuffle, shuffle_seed, normalize
         self.image_shape = tuple(image_shape) if image_shape else None
-        self.loader_kwargs = {"num_workers": num_workers, "pin_memory": pin_memory,
-                              "persistent_workers": persistent_workers and num_workers > 0}
+        self.loader_kwargs = {
+            "num_workers": num_workers,
+            "pin_memory": pin_memory,
+            "persistent_workers": persistent_workers and num_workers > 0,
+        }
         self.splits: dict[str, TensorDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -78,14 +97,22 @@ class ArrayDataModule(L.LightningDataModule):
         held_out = self.val_fraction + self.test_fraction
         if held_out == 0:
             return {"train": everything, "val": everything[:0], "test": everything[:0]}
-        train, rest = train_test_split(everything, test_size=held_out, random_state=self.split_seed,
-                                       stratify=y if self.stratify else None)
+        train, rest = train_test_split(
+            everything, test_size=held_out, random_state=self.split_seed, stratify=y if self.stratify else None
+        )
         if self.val_fraction == 0 or self.test_fraction == 0:
             empty = rest[:0]
-            return {"train": train, "val": rest if self.val_fraction else empty,
-                    "test": rest if self.test_fraction else empty}
-        val, test = train_test_split(rest, test_size=self.test_fraction / held_out, random_state=self.split_seed,
-                                     stratify=y[rest] if self.stratify else None)
+            return {
+                "train": train,
+                "val": rest if self.val_fraction else empty,
+                "test": rest if self.test_fraction else empty,
+            }
+        val, test = train_test_split(
+            rest,
+            test_size=self.test_fraction / held_out,
+            random_state=self.split_seed,
+            stratify=y[rest] if self.stratify else None,
+        )
         return {"train": train, "val": val, "test": test}
 
     def train_dataloader(self) -> DataLoader:
@@ -107,5 +134,4 @@ class ArrayDataModule(L.LightningDataModule):
         # draw would shift dropout masks, and a resumed run, whose first iterator is built before the RNG is
         # restored, would drift from an unbroken one. A generator of its own leaves the global RNG to the model.
         generator = torch.Generator().manual_seed(self.shuffle_seed)
-        return DataLoader(data, batch_size=self.batch_size, sampler=sampler, generator=generator,
-                          **self.loader_kwargs)
+        return DataLoader(data, batch_size=self.batch_size, sampler=sampler, generator=generator, **self.loader_kwargs)

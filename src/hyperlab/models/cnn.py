@@ -10,25 +10,39 @@ class CNN(nn.Module):
     (the pool is skipped once the map is 1 pixel wide), then global average pooling, dropout and a linear head.
     """
 
-    def __init__(self, in_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (32, 64),
-                 activation: str = "relu", dropout: float = 0.0, norm: str = "batch", init: str = "default"):
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        num_classes: int,
+        channels: Sequence[int] = (32, 64),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        norm: str = "batch",
+        init: str = "default",
+    ):
         super().__init__()
         if len(in_shape) != 3:
-            raise ValueError(f"model=cnn needs image data of shape (C, H, W); this dataset gives {tuple(in_shape)}. "
-                             "Use data=digits or model=mlp.")
+            raise ValueError(
+                f"model=cnn needs image data of shape (C, H, W); this dataset gives {tuple(in_shape)}. "
+                "Use data=digits or model=mlp."
+            )
         layers.check_dropout(dropout)
         in_channels, height, _ = in_shape
         blocks: list[nn.Module] = []
         for out_channels in channels:
-            blocks += [nn.Conv2d(in_channels, out_channels, 3, padding=1), layers.norm_2d(norm, out_channels),
-                       layers.activation(activation)]
+            blocks += [
+                nn.Conv2d(in_channels, out_channels, 3, padding=1),
+                layers.norm_2d(norm, out_channels),
+                layers.activation(activation),
+            ]
             if height > 1:
                 blocks.append(nn.MaxPool2d(2))
                 height //= 2
             in_channels = out_channels
         self.features = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
-                                  nn.Linear(in_channels, num_classes))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels, num_classes)
+        )
         layers.initialize(self, init, activation)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, num_classes) logits

@@ -49,8 +49,9 @@ def initialize(net: nn.Module, scheme: str, activation_name: str) -> None:
             if scheme == "xavier":
                 nn.init.xavier_uniform_(module.weight)
             elif scheme == "kaiming":
-                nn.init.kaiming_normal_(module.weight, a=0.01 if nonlinearity == "leaky_relu" else 0,
-                                        nonlinearity=nonlinearity)
+                nn.init.kaiming_normal_(
+                    module.weight, a=0.01 if nonlinearity == "leaky_relu" else 0, nonlinearity=nonlinearity
+                )
             else:
                 nn.init.orthogonal_(module.weight, gain=math.sqrt(2.0) if nonlinearity == "relu" else 1.0)
             if module.bias is not None:

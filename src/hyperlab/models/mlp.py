@@ -12,8 +12,17 @@ class MLP(nn.Module):
     Any input shape is flattened, so an 8x8 image and a 30-feature table row both work.
     """
 
-    def __init__(self, in_shape: Sequence[int], num_classes: int, depth: int = 2, width: int = 256,
-                 activation: str = "relu", dropout: float = 0.0, norm: str = "none", init: str = "default"):
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        num_classes: int,
+        depth: int = 2,
+        width: int = 256,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        norm: str = "none",
+        init: str = "default",
+    ):
         super().__init__()
         if depth < 0 or width < 1:
             raise ValueError(f"model.depth={depth} must be >= 0 and model.width={width} >= 1")

@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
@@ -192,3 +193,48 @@ def test_resume_auto_picks_the_newest_last_ckpt_of_the_same_overrides(tmp_path):
     assert runs.find_resume_checkpoint(current) == newer / "checkpoints" / "last.ckpt"
     lonely = make_run(tmp_path, "r5", ["lr=0.3", "resume=auto"], with_ckpt=False)
     assert runs.find_resume_checkpoint(lonely) is None
+
+
+@pytest.mark.parametrize(("algorithm", "value"), [("value", 1e-3), ("norm", 1e-2)])
+def test_gradient_clipping_bounds_what_the_optimizer_sees(algorithm, value, make_cfg):
+    cfg = make_cfg(
+        f"trainer.gradient_clip_val={value}",
+        f"trainer.gradient_clip_algorithm={algorithm}",
+        "trainer.max_steps=5",
+        "callbacks=none",
+        "logger=[]",
+    )
+    datamodule, module = build_module(cfg)
+    trainer = build_trainer(cfg, {})
+    seen = []
+
+    def record(optimizer, args, kwargs):  # Lightning's closure (backward, then clipping) runs inside step()
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        seen.append(
+            max(g.abs().max() for g in grads)
+            if algorithm == "value"
+            else torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        )
+
+    class Hook(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            trainer.optimizers[0].register_step_post_hook(record)
+
+    trainer.callbacks.append(Hook())
+    trainer.fit(module, datamodule=datamodule)
+    assert len(seen) == 5 and all(v <= value * (1 + 1e-5) for v in seen)
+    assert max(seen) == pytest.approx(value, rel=1e-4)  # the unclipped gradients are far larger: the bound binds
+
+
+def test_early_stopping_stops_when_patience_runs_out(make_cfg):
+    # min_delta=10: no epoch can improve val/loss by 10, so epoch 0 sets the best and patience=2 ends epoch 2
+    train(
+        make_cfg(
+            "trainer.max_epochs=10",
+            "callbacks.early_stopping.patience=2",
+            "callbacks.early_stopping.min_delta=10",
+            "test=false",
+        )
+    )
+    metrics = runs.read_metrics(Path(make_cfg().paths.output_dir))
+    assert (metrics["trainer/epoch"], metrics["trainer/global_step"]) == (3, 60)

@@ -1,0 +1,41 @@
+"""The README's knob reference names only keys that exist and tests that exist."""
+
+import re
+
+import pytest
+from omegaconf import OmegaConf
+
+from hyperlab.config import compose
+from tests.conftest import CONF, ROOT
+
+ROWS = [
+    line.split("|")[1:-1]
+    for line in (ROOT / "README.md").read_text().splitlines()
+    if line.startswith("| ") and "`" in line
+]
+
+
+def test_table_is_not_empty():
+    assert len(ROWS) >= 30
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r[0].strip() for r in ROWS])
+def test_every_key_exists_in_the_composed_config(row, tmp_path):
+    tokens = re.findall(r"`([^`]+)`", row[1])
+    groups = [t[:-1] for t in tokens if t.endswith("=")]
+    overrides = [t for t in tokens if "=" in t and not t.endswith("=")]
+    keys = [t for t in tokens if "=" not in t]
+    for group in groups:
+        assert (CONF / group).is_dir(), group
+    cfg = compose(overrides, tmp_path)
+    for key in keys:
+        assert OmegaConf.select(cfg, key, default="<absent>") != "<absent>", key
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r[0].strip() for r in ROWS])
+def test_every_named_test_exists(row):
+    named = re.findall(r"`(test_\w+\.py)(?:::(\w+))?`", row[3])
+    assert named, row
+    for file, function in named:
+        source = (ROOT / "tests" / file).read_text()
+        assert not function or f"def {function}(" in source, f"{file}::{function}"

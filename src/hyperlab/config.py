@@ -65,7 +65,8 @@ RULES = [
     ("weight_decay", lambda v: _number(v) and v >= 0, "a number >= 0"),
     ("batch_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("data.batch_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    ("data.val_fraction", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    # val/* metrics drive checkpoints, early stopping and sweeps: the validation split cannot be empty
+    ("data.val_fraction", lambda v: _number(v) and 0 < v < 1, "a number in (0, 1)"),
     ("data.test_fraction", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     ("data.num_workers", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     ("model.dropout", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
@@ -77,6 +78,7 @@ RULES = [
     ("trainer.gradient_clip_algorithm", lambda v: v in ("norm", "value"), "norm or value"),
     ("scheduler.warmup_steps", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     ("resume", lambda v: v in RESUME_MODES, " or ".join(RESUME_MODES)),
+    ("optimized_metric", lambda v: v is None or str(v).startswith(("val/", "test/")), "null or a val/* or test/* key"),
 ]
 
 _ABSENT = object()
@@ -103,6 +105,8 @@ def check(cfg: DictConfig) -> None:
             f"data.val_fraction={data.val_fraction} + data.test_fraction={data.test_fraction} "
             "must sum to < 1 (the rest is the train split)"
         )
+    if cfg.get("test") and data.get("test_fraction") == 0:
+        raise ConfigError("data.test_fraction=0 leaves no test split: set data.test_fraction > 0 or test=false")
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(ckpt_path).is_file():
         raise ConfigError(f"ckpt_path={ckpt_path!r}: no such file")

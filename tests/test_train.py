@@ -238,3 +238,26 @@ def test_early_stopping_stops_when_patience_runs_out(make_cfg):
     )
     metrics = runs.read_metrics(Path(make_cfg().paths.output_dir))
     assert (metrics["trainer/epoch"], metrics["trainer/global_step"]) == (3, 60)
+
+
+def test_resume_auto_keeps_a_best_epoch_from_before_the_interruption(make_cfg, tmp_path):
+    # mode=max on val/loss makes the *first* epoch the best one, so it lies before the interruption
+    args = [
+        "trainer.max_epochs=4",
+        "callbacks.model_checkpoint.save_top_k=-1",
+        "callbacks.model_checkpoint.mode=max",
+        "callbacks.early_stopping=null",
+    ]
+    train(make_cfg(*args, output_dir=tmp_path / "runs" / "a"))
+    complete = runs.read_metrics(tmp_path / "runs" / "a")
+    ckpts = tmp_path / "runs" / "a" / "checkpoints"
+    assert Path(complete["ckpt/best"]).name == "epoch_000.ckpt"
+    (ckpts / "last.ckpt").write_bytes((ckpts / "epoch_001.ckpt").read_bytes())  # as if killed after epoch 2
+    for later in ("epoch_002.ckpt", "epoch_003.ckpt"):
+        (ckpts / later).unlink()
+    train(make_cfg(*args, "resume=auto", output_dir=tmp_path / "runs" / "b"))
+    resumed = runs.read_metrics(tmp_path / "runs" / "b")
+    assert resumed["ckpt/resumed_from"] == str(ckpts / "last.ckpt")
+    assert resumed["ckpt/best"] == complete["ckpt/best"]
+    assert (resumed["val/loss"], resumed["test/acc"]) == (complete["val/loss"], complete["test/acc"])
+    assert sorted(p.name for p in ckpts.iterdir()) == [f"epoch_00{i}.ckpt" for i in range(4)] + ["last.ckpt"]

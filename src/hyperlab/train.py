@@ -60,6 +60,13 @@ def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
 def train(cfg: DictConfig) -> float | None:
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)  # before the network is built: init depends on it
+    ckpt_path = resume_checkpoint(cfg, output_dir)
+    if cfg.resume == "auto" and ckpt_path and OmegaConf.select(cfg, "callbacks.model_checkpoint"):
+        # Continue the same run: Lightning reloads its best-k bookkeeping only when the checkpoint dir is
+        # unchanged, and a new dir would forget a best epoch from before the interruption. Safe here because
+        # resume=auto always starts from last.ckpt, the newest state of that run. An explicit ckpt_path= forks
+        # into this run's own dir instead and leaves the old run's files untouched.
+        cfg.callbacks.model_checkpoint.dirpath = str(Path(ckpt_path).parent)
     config = OmegaConf.to_container(cfg, resolve=True)
     try:
         datamodule, module = build_module(cfg)
@@ -69,7 +76,6 @@ def train(cfg: DictConfig) -> float | None:
     for logger in trainer.loggers:
         logger.log_hyperparams(config)
 
-    ckpt_path = resume_checkpoint(cfg, output_dir)
     start = time.perf_counter()
     if cfg.train:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import lightning as L
 from hydra.errors import InstantiationException
+from lightning.pytorch.loggers import WandbLogger
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -57,6 +58,13 @@ def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
     return cfg.ckpt_path if cfg.train else None
 
 
+def finish_loggers(trainer: L.Trainer) -> None:
+    """Lightning leaves the W&B run open; under `-m` the next job in this process would log into it."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()
+
+
 def train(cfg: DictConfig) -> float | None:
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)  # before the network is built: init depends on it
@@ -101,6 +109,7 @@ def train(cfg: DictConfig) -> float | None:
     )
     if trainer.is_global_zero:
         runs.write_metrics(output_dir, metrics)
+    finish_loggers(trainer)
     if cfg.optimized_metric is None:
         return None
     if cfg.optimized_metric not in metrics:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import lightning as L
 from hydra.errors import InstantiationException
-from lightning.pytorch.loggers import WandbLogger
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab import runs

@@ -12,7 +12,7 @@ SHELL  := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 ARGS   ?=
 
-.PHONY: install train test test-slow test-full lint format clean
+.PHONY: install train test test-slow test-full lint format clean rename bench
 
 install: $(STAMP)
 
@@ -44,6 +44,11 @@ lint: install
 format: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
+
+# Make the template your own: make rename NAME=myproject
+rename:
+	@test -n "$(NAME)" || { echo "usage: make rename NAME=myproject"; exit 2; }
+	$(PYTHON) scripts/rename.py $(NAME)
 
 clean:
 	rm -rf logs .pytest_cache .ruff_cache build src/*.egg-info

@@ -27,37 +27,38 @@ def _warmup(optimizer: Optimizer, warmup_steps: int) -> LinearLR:
     return LinearLR(optimizer, start_factor=1.0 / warmup_steps, end_factor=1.0, total_iters=warmup_steps)
 
 
-def _after_warmup(optimizer: Optimizer, schedule: LRScheduler, warmup_steps: int) -> dict:
+def with_warmup(optimizer: Optimizer, schedule: LRScheduler, warmup_steps: int) -> dict:
+    """`schedule` after `warmup_steps` of linear warmup, as a per-step Lightning lr_scheduler config."""
     if warmup_steps > 0:
         schedule = SequentialLR(optimizer, [_warmup(optimizer, warmup_steps), schedule], [warmup_steps])
     return {"scheduler": schedule, "interval": "step"}
 
 
-def _steps_after_warmup(total_steps: int, warmup_steps: int) -> int:
+def _stepswith_warmup(total_steps: int, warmup_steps: int) -> int:
     if not 0 <= warmup_steps < total_steps:
         raise ValueError(f"scheduler.warmup_steps={warmup_steps} must be in [0, {total_steps}) for this run")
     return total_steps - warmup_steps
 
 
 def step(optimizer, total_steps, warmup_steps=0, step_size=100, gamma=0.5):
-    _steps_after_warmup(total_steps, warmup_steps)
-    return _after_warmup(optimizer, StepLR(optimizer, step_size=step_size, gamma=gamma), warmup_steps)
+    _stepswith_warmup(total_steps, warmup_steps)
+    return with_warmup(optimizer, StepLR(optimizer, step_size=step_size, gamma=gamma), warmup_steps)
 
 
 def exponential(optimizer, total_steps, warmup_steps=0, gamma=0.995):
-    _steps_after_warmup(total_steps, warmup_steps)
-    return _after_warmup(optimizer, ExponentialLR(optimizer, gamma=gamma), warmup_steps)
+    _stepswith_warmup(total_steps, warmup_steps)
+    return with_warmup(optimizer, ExponentialLR(optimizer, gamma=gamma), warmup_steps)
 
 
 def cosine(optimizer, total_steps, warmup_steps=0, eta_min=0.0):
-    t_max = _steps_after_warmup(total_steps, warmup_steps)
-    return _after_warmup(optimizer, CosineAnnealingLR(optimizer, T_max=t_max, eta_min=eta_min), warmup_steps)
+    t_max = _stepswith_warmup(total_steps, warmup_steps)
+    return with_warmup(optimizer, CosineAnnealingLR(optimizer, T_max=t_max, eta_min=eta_min), warmup_steps)
 
 
 def onecycle(
     optimizer, total_steps, warmup_steps=0, pct_start=0.3, div_factor=25.0, final_div_factor=1e4, anneal_strategy="cos"
 ):
-    steps = _steps_after_warmup(total_steps, warmup_steps)
+    steps = _stepswith_warmup(total_steps, warmup_steps)
     max_lr = [group["lr"] for group in optimizer.param_groups]
     cycle = OneCycleLR(
         optimizer,
@@ -68,23 +69,23 @@ def onecycle(
         final_div_factor=final_div_factor,
         anneal_strategy=anneal_strategy,
     )
-    return _after_warmup(optimizer, cycle, warmup_steps)
+    return with_warmup(optimizer, cycle, warmup_steps)
 
 
 def cyclic(optimizer, total_steps, warmup_steps=0, base_lr=1e-4, step_size_up=50, mode="triangular"):
-    _steps_after_warmup(total_steps, warmup_steps)
+    _stepswith_warmup(total_steps, warmup_steps)
     max_lr = [group["lr"] for group in optimizer.param_groups]
     # cycle_momentum=False: Adam-family optimizers have no `momentum` key to cycle.
     cycle = CyclicLR(
         optimizer, base_lr=base_lr, max_lr=max_lr, step_size_up=step_size_up, mode=mode, cycle_momentum=False
     )
-    return _after_warmup(optimizer, cycle, warmup_steps)
+    return with_warmup(optimizer, cycle, warmup_steps)
 
 
 def plateau(optimizer, total_steps, warmup_steps=0, monitor="val/loss", mode="min", factor=0.5, patience=2, min_lr=0.0):
     """Reduce-on-plateau is driven by a metric once per epoch, so it cannot sit inside SequentialLR:
     the warmup runs beside it as a second, per-step scheduler (both scale the same param groups)."""
-    _steps_after_warmup(total_steps, warmup_steps)
+    _stepswith_warmup(total_steps, warmup_steps)
     reduce = ReduceLROnPlateau(optimizer, mode=mode, factor=factor, patience=patience, min_lr=min_lr)
     configs = [{"scheduler": reduce, "interval": "epoch", "monitor": monitor}]
     if warmup_steps > 0:

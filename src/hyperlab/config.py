@@ -32,6 +32,7 @@ class TrainConfig:
     ckpt_path: str | None = None
     resume: str = "never"
     optimized_metric: str | None = "val/acc"
+    trial: Any = None  # the study sweeper's trial for this job (hydra_plugins/study_sweeper)
     # config groups, typed by their own files
     data: Any = None
     model: Any = None
@@ -123,9 +124,16 @@ def reported_errors():
     try:
         yield
     except ConfigError as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or _in_multirun():
+            raise  # under -m the sweeper records this job as failed and the sweep goes on
         raise SystemExit(f"error: {error}") from None
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def compose(overrides: list[str], output_dir: str | Path, config_name: str = "train") -> DictConfig:

@@ -47,6 +47,10 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
 
 def build_trainer(cfg: DictConfig, config: dict) -> L.Trainer:
     callbacks = [instantiate(node) for node in _entries(cfg.get("callbacks"))] + [StoreRunConfig(config), RestoreRNG()]
+    if OmegaConf.select(cfg, "trial.number") is not None:  # a job of the study sweeper: report to its trial
+        from hyperlab.study import ReportToTrial  # optuna loads only for sweeps
+
+        callbacks.append(ReportToTrial(**cfg.trial))
     loggers = [instantiate(node) for node in _entries(cfg.get("logger"))]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 

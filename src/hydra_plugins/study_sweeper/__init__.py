@@ -1,0 +1,23 @@
+"""A Hydra sweeper on Optuna's ask/tell: `hydra/sweeper=study` (the hparams_search configs select it)."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class StudySweeperConf:
+    _target_: str = "hydra_plugins.study_sweeper.sweeper.StudySweeper"
+    study_name: str = "study"
+    storage: str | None = None  # null: a journal file in the sweep dir; or sqlite:///..., postgresql://...
+    n_trials: int = 10  # finished trials (COMPLETE or PRUNED) the study should end with
+    objectives: list[str] = field(default_factory=lambda: ["${optimized_metric}"])  # metrics.json keys
+    directions: list[str] = field(default_factory=lambda: ["maximize"])
+    sampler: Any = None  # an instantiable optuna sampler; a partial one is given the grid's search_space
+    pruner: Any = None  # an instantiable optuna pruner; null: no pruning
+    max_failures: int = 3  # failed trials tolerated in one invocation before the sweep stops
+    params: dict[str, str] = field(default_factory=dict)  # key: choice(...) | range(...) | interval(...)
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="study", node=StudySweeperConf, provider="hyperlab")

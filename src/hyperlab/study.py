@@ -1,0 +1,45 @@
+"""The job side of an Optuna study: open the shared storage and report each epoch to the job's trial.
+
+The study sweeper (hydra_plugins/study_sweeper) asks a trial, then launches a job with `trial.storage`,
+`trial.study_name`, `trial.number` and `trial.monitor` set; `train()` adds `ReportToTrial`, which reports the
+monitored metric after every validation epoch and stops the job when the study's pruner says so.
+"""
+
+from pathlib import Path
+
+import lightning as L
+import optuna
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """A journal file (`path/to/study.journal`: one machine, no server) or an RDB URL (`sqlite:///...`,
+    `postgresql://...`: many machines sharing one study)."""
+    if "://" in url:
+        return optuna.storages.RDBStorage(url)
+    Path(url).parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+
+
+def load_trial(storage: str, study_name: str, number: int) -> optuna.Trial:
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    return optuna.Trial(study, trial_id)
+
+
+class ReportToTrial(L.Callback):
+    """Report `monitor` to the trial after each validation epoch; raise TrialPruned when the pruner says so.
+
+    The exception ends `trainer.fit`; the sweeper records the trial as PRUNED with its last reported value.
+    """
+
+    def __init__(self, storage: str, study_name: str, number: int, monitor: str):
+        self.trial = load_trial(storage, study_name, number)
+        self.monitor = monitor
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        epoch = trainer.current_epoch
+        self.trial.report(float(trainer.callback_metrics[self.monitor]), step=epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"trial {self.trial.number} pruned after epoch {epoch}")

@@ -1,0 +1,212 @@
+"""The study sweeper: trials counted in the storage after sweeps, resumes, failures, pruning, grids, Pareto."""
+
+import socket
+import subprocess
+import sys
+
+import optuna
+import pytest
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from hydra_plugins.study_sweeper.sweeper import StudySweeper, grid, quoted, search_space
+from hyperlab.study import open_storage
+from tests.conftest import run_cli
+
+
+def test_hydra_sweep_syntax_becomes_optuna_distributions():
+    space, fixed = search_space(
+        [
+            "lr=tag(log, interval(1e-4, 1e-1))",
+            "model.width=choice(64, 128)",
+            "model.depth=range(1, 4)",
+            "model.dropout=interval(0.0, 0.5)",
+            "seed=3",
+        ]
+    )
+    assert space == {
+        "lr": FloatDistribution(1e-4, 1e-1, log=True),
+        "model.width": CategoricalDistribution([64, 128]),
+        "model.depth": IntDistribution(1, 3),
+        "model.dropout": FloatDistribution(0.0, 0.5),
+    }
+    assert fixed == ["seed=3"]
+    assert grid({"a": CategoricalDistribution(["x", "y"]), "b": IntDistribution(1, 3)}) == {
+        "a": ["x", "y"],
+        "b": [1, 2, 3],
+    }
+
+
+def test_grid_refuses_intervals():
+    with pytest.raises(Exception, match="grid search needs discrete values: hydra.sweeper.params.lr is an interval"):
+        grid(search_space(["lr=interval(0.1, 1.0)"])[0])
+
+
+@pytest.mark.parametrize("value", [3e-4, 64, "adamw", "val/acc", "/tmp/a b/study.journal"])
+def test_sampled_values_survive_the_override_parser(value):
+    (override,) = OverridesParser.create().parse_overrides([f"key={quoted(value)}"])
+    assert override.value() == value
+
+
+def test_a_trial_left_running_by_a_dead_worker_is_failed_and_its_params_enqueued(tmp_path):
+    study = optuna.create_study(study_name="s", storage=open_storage(str(tmp_path / "s.journal")))
+    trial = study.ask({"lr": FloatDistribution(1e-4, 1e-1, log=True)})
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{dead.pid}")
+    alive = study.ask({"lr": FloatDistribution(1e-4, 1e-1, log=True)})
+    alive.set_user_attr("worker", f"{socket.gethostname()}:{1}")  # pid 1 is alive: left alone
+    StudySweeper._recover_dead_workers(study)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
+    assert "died" in trials[0].user_attrs["error"]
+    retry = study.ask({"lr": FloatDistribution(1e-4, 1e-1, log=True)})  # the next ask takes the enqueued one
+    assert (retry.number, retry.params) == (2, trials[0].params)
+
+
+TINY = """# @package _global_
+defaults:
+  - override /hydra/sweeper: study
+trainer:
+  max_epochs: {epochs}
+callbacks:
+  early_stopping: null
+  rich_progress_bar: null
+model:
+  width: 32
+hydra:
+  sweep:
+    dir: ${{paths.log_dir}}/study
+    subdir: ${{hydra.job.num}}
+  sweeper:
+    study_name: tiny
+    n_trials: 3
+    sampler:
+      _target_: optuna.samplers.{sampler}
+      seed: 0
+    pruner: {pruner}
+    params:
+{params}
+"""
+
+
+def sweep(tmp_path, *args, epochs=1, sampler="RandomSampler", pruner="null", params="      lr: choice(3e-3)"):
+    conf = tmp_path / "conf" / "hparams_search"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "tiny.yaml").write_text(TINY.format(epochs=epochs, sampler=sampler, pruner=pruner, params=params))
+    return run_cli(
+        "train.py",
+        "-m",
+        "hparams_search=tiny",
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        *args,
+    )
+
+
+def trials(tmp_path) -> list[optuna.trial.FrozenTrial]:
+    storage = open_storage(str(tmp_path / "logs" / "study" / "study.journal"))
+    return optuna.load_study(study_name="tiny", storage=storage).get_trials()
+
+
+@pytest.mark.slow
+def test_rerunning_a_study_runs_only_the_missing_trials(tmp_path):
+    params = "      lr: tag(log, interval(1e-3, 1e-2))\n      model.width: choice(16, 32, 64)"
+    first = sweep(tmp_path, "hydra.sweeper.n_trials=2", params=params)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert [t.state for t in trials(tmp_path)] == [TrialState.COMPLETE] * 2
+    second = sweep(tmp_path, "hydra.sweeper.n_trials=4", params=params)
+    assert second.returncode == 0, second.stderr[-3000:]
+    again = sweep(tmp_path, "hydra.sweeper.n_trials=4", params=params)  # nothing missing: no new trial
+    assert again.returncode == 0
+    done = trials(tmp_path)
+    assert [t.number for t in done] == [0, 1, 2, 3] and all(t.state == TrialState.COMPLETE for t in done)
+    assert len({t.params["lr"] for t in done}) == 4  # four distinct trials, none run twice
+    study_dir = tmp_path / "logs" / "study"
+    assert sorted(p.name for p in study_dir.iterdir() if (p / "metrics.json").exists()) == ["0", "1", "2", "3"]
+    best = yaml.safe_load((study_dir / "best.yaml").read_text())
+    assert best["trials"]["COMPLETE"] == 4
+    assert best["best"][0]["values"][0] == max(t.value for t in done)
+
+
+@pytest.mark.slow
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
+    params = "      model.activation: choice(relu, swish)"  # swish does not exist: that trial fails at build
+    result = sweep(tmp_path, "hydra.sweeper.n_trials=2", "hydra.sweeper.max_failures=10", params=params)
+    assert result.returncode == 0, result.stderr[-3000:]
+    done = trials(tmp_path)
+    failed = [t for t in done if t.state == TrialState.FAIL]
+    assert [t.params["model.activation"] for t in failed] == ["swish"] * len(failed) and failed
+    assert "model.activation='swish' is not one of" in failed[0].user_attrs["error"]
+    assert sum(t.state == TrialState.COMPLETE for t in done) == 2
+
+
+@pytest.mark.slow
+def test_the_failure_budget_ends_the_sweep_with_a_clear_message(tmp_path):
+    result = sweep(
+        tmp_path,
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.max_failures=1",
+        params="      model.activation: choice(swish)",
+    )
+    assert result.returncode == 1
+    assert "error: 2 trials failed in this sweep, more than hydra.sweeper.max_failures=1" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert [t.state for t in trials(tmp_path)] == [TrialState.FAIL] * 2  # kept in the study
+
+
+@pytest.mark.slow
+def test_a_bad_trial_is_pruned_before_max_epochs(tmp_path):
+    pruner = "\n      _target_: optuna.pruners.MedianPruner\n      n_startup_trials: 2\n      n_warmup_steps: 0"
+    good = sweep(
+        tmp_path, "hydra.sweeper.n_trials=2", "optimizer=sgd", epochs=4, pruner=pruner, params="      lr: choice(0.05)"
+    )
+    assert good.returncode == 0, good.stderr[-3000:]
+    bad = sweep(
+        tmp_path, "hydra.sweeper.n_trials=3", "optimizer=sgd", epochs=4, pruner=pruner, params="      lr: choice(1e-7)"
+    )  # learns nothing: far below the median after epoch 1
+    assert bad.returncode == 0, bad.stderr[-3000:]
+    done = trials(tmp_path)
+    assert [t.state for t in done] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
+    assert [len(t.intermediate_values) for t in done] == [4, 4, 1]
+    assert done[2].value == done[2].intermediate_values[0]  # recorded with its last reported value
+    assert not (tmp_path / "logs" / "study" / "2" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_grid_runs_every_combination_exactly_once(tmp_path):
+    result = sweep(
+        tmp_path,
+        "hydra.sweeper.n_trials=10",
+        sampler="GridSampler\n      _partial_: true",
+        params="      lr: choice(1e-3, 3e-3)\n      model.width: choice(16, 32)",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    done = trials(tmp_path)
+    assert sorted((t.params["lr"], t.params["model.width"]) for t in done) == [
+        (1e-3, 16),
+        (1e-3, 32),
+        (3e-3, 16),
+        (3e-3, 32),
+    ]
+
+
+@pytest.mark.slow
+def test_multi_objective_best_is_the_pareto_front(tmp_path):
+    result = sweep(
+        tmp_path,
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.objectives=[val/acc,model/params]",
+        "hydra.sweeper.directions=[maximize,minimize]",
+        params="      model.width: choice(4, 8, 64, 128)",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    done = [t for t in trials(tmp_path) if t.state == TrialState.COMPLETE]
+
+    def dominated(t):
+        return any(o.values[0] >= t.values[0] and o.values[1] <= t.values[1] and o.values != t.values for o in done)
+
+    best = yaml.safe_load((tmp_path / "logs" / "study" / "best.yaml").read_text())["best"]
+    assert sorted(b["number"] for b in best) == sorted(t.number for t in done if not dominated(t))

@@ -161,11 +161,21 @@ def test_the_failure_budget_ends_the_sweep_with_a_clear_message(tmp_path):
 def test_a_bad_trial_is_pruned_before_max_epochs(tmp_path):
     pruner = "\n      _target_: optuna.pruners.MedianPruner\n      n_startup_trials: 2\n      n_warmup_steps: 0"
     good = sweep(
-        tmp_path, "hydra.sweeper.n_trials=2", "optimizer=sgd", epochs=4, pruner=pruner, params="      lr: choice(0.05)"
+        tmp_path,
+        "hydra.sweeper.n_trials=2",
+        "optimizer=sgd",
+        epochs=4,
+        pruner=pruner,
+        params="      lr: interval(0.04, 0.05)",
     )
     assert good.returncode == 0, good.stderr[-3000:]
     bad = sweep(
-        tmp_path, "hydra.sweeper.n_trials=3", "optimizer=sgd", epochs=4, pruner=pruner, params="      lr: choice(1e-7)"
+        tmp_path,
+        "hydra.sweeper.n_trials=3",
+        "optimizer=sgd",
+        epochs=4,
+        pruner=pruner,
+        params="      lr: interval(1e-7, 2e-7)",
     )  # learns nothing: far below the median after epoch 1
     assert bad.returncode == 0, bad.stderr[-3000:]
     done = trials(tmp_path)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning as L
 import optuna
+from hydra.utils import instantiate
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -21,7 +22,11 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 
 
 def load_trial(storage: str, study_name: str, number: int) -> optuna.Trial:
-    study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    """The sweeper's trial `number`, in a study that prunes with the pruner the sweeper was configured with."""
+    storage = open_storage(storage)
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    pruner_cfg = study.user_attrs.get("pruner")
+    study.pruner = instantiate(pruner_cfg) if pruner_cfg else optuna.pruners.NopPruner()
     trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
     return optuna.Trial(study, trial_id)
 
@@ -37,7 +42,8 @@ class ReportToTrial(L.Callback):
         self.monitor = monitor
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+        # only during fit: the validate() of the best checkpoint after fit is no new epoch
+        if trainer.state.fn != "fit" or trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
             return
         epoch = trainer.current_epoch
         self.trial.report(float(trainer.callback_metrics[self.monitor]), step=epoch)

@@ -9,6 +9,7 @@ from hydra.core.config_store import ConfigStore
 @dataclass
 class StudySweeperConf:
     _target_: str = "hydra_plugins.study_sweeper.sweeper.StudySweeper"
+    _recursive_: bool = False  # the sweeper builds the sampler itself, seeded for where the study stands
     study_name: str = "study"
     storage: str | None = None  # null: a journal file in the sweep dir; or sqlite:///..., postgresql://...
     n_trials: int = 10  # finished trials (COMPLETE or PRUNED) the study should end with

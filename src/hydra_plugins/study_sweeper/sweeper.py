@@ -31,6 +31,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
@@ -113,8 +114,10 @@ class StudySweeper(Sweeper):
             )
         self.study_name, self.storage_url, self.n_trials = study_name, storage, n_trials
         self.objectives, self.directions = list(objectives), list(directions)
-        # Hydra instantiated these already; a partial sampler (GridSampler) still needs its search space
-        self.sampler, self.pruner = sampler, pruner or optuna.pruners.NopPruner()
+        if pruner and len(objectives) > 1:
+            raise SweepError("Optuna prunes single-objective studies only: set hydra.sweeper.pruner=null")
+        self.sampler_cfg, self.pruner_cfg = sampler, pruner
+        self.pruner = instantiate(pruner) if pruner else optuna.pruners.NopPruner()
         self.max_failures = max_failures
         self.params = {str(k): str(v) for k, v in (params or {}).items()}
 
@@ -150,7 +153,7 @@ class StudySweeper(Sweeper):
             state, values, error = self._outcome(ret)
             if error:
                 trial.set_user_attr("error", error)
-            study.tell(trial, values, state=state)
+            self._tell(study, trial, values, state)
             if state == TrialState.FAIL:
                 failures += 1
                 log.warning(f"trial {trial.number} FAILED: {error}")
@@ -164,18 +167,42 @@ class StudySweeper(Sweeper):
 
     @property
     def _is_grid(self) -> bool:
-        return isinstance(self.sampler, functools.partial) and self.sampler.func is optuna.samplers.GridSampler
+        return self.sampler_cfg is not None and str(self.sampler_cfg.get("_target_")).endswith("GridSampler")
 
     def _study(self, storage_url: str, space: dict) -> optuna.Study:
-        sampler = self.sampler(search_space=grid(space)) if self._is_grid else self.sampler
-        return optuna.create_study(
+        study = optuna.create_study(
             study_name=self.study_name,
             storage=open_storage(storage_url),
-            sampler=sampler,
             pruner=self.pruner,
             directions=self.directions,
             load_if_exists=True,
         )
+        if self.sampler_cfg is not None:
+            study.sampler = self._sampler(space, len(study.get_trials(deepcopy=False)))
+        # pruners are not kept in a storage: the study carries its pruner's config for every worker's jobs
+        study.set_user_attr(
+            "pruner", OmegaConf.to_container(self.pruner_cfg, resolve=True) if self.pruner_cfg else None
+        )
+        return study
+
+    def _sampler(self, space: dict, n_existing: int) -> optuna.samplers.BaseSampler:
+        """A seeded sampler replays its first draws in a new process: offset the seed by the trials the study
+        already has, so a resumed study samples new points and stays reproducible."""
+        cfg = OmegaConf.to_container(self.sampler_cfg, resolve=True)
+        if cfg.get("seed") is not None:
+            cfg["seed"] += n_existing
+        sampler = instantiate(cfg)
+        return sampler(search_space=grid(space)) if isinstance(sampler, functools.partial) else sampler
+
+    @staticmethod
+    def _tell(study: optuna.Study, trial: optuna.Trial, values, state: TrialState) -> None:
+        try:
+            study.tell(trial, values, state=state)
+        except RuntimeError as error:
+            # GridSampler signals an exhausted grid with study.stop(), which raises outside study.optimize().
+            # tell() stores the trial in a `finally` first, and the loop already stops at the grid's size.
+            if "Study.stop" not in str(error):
+                raise
 
     @staticmethod
     @contextmanager
@@ -200,14 +227,14 @@ class StudySweeper(Sweeper):
                 log.warning(f"trial {trial.number} was left RUNNING by a dead worker: FAILED, parameters enqueued")
 
     def _run(self, trial: optuna.Trial, fixed: list[str], storage_url: str) -> JobReturn:
-        overrides = [
-            *fixed,
-            *(f"{k}={quoted(v)}" for k, v in trial.params.items()),
-            f"trial.storage={quoted(storage_url)}",
-            f"trial.study_name={quoted(self.study_name)}",
-            f"trial.number={trial.number}",
-            f"trial.monitor={quoted(self.objectives[0])}",
-        ]
+        overrides = [*fixed, *(f"{k}={quoted(v)}" for k, v in trial.params.items())]
+        if len(self.objectives) == 1:  # per-epoch reports (and so pruning) exist for one objective only
+            overrides += [
+                f"trial.storage={quoted(storage_url)}",
+                f"trial.study_name={quoted(self.study_name)}",
+                f"trial.number={trial.number}",
+                f"trial.monitor={quoted(self.objectives[0])}",
+            ]
         (ret,) = self.launcher.launch([overrides], initial_job_idx=trial.number)
         return ret
 

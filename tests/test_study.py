@@ -11,8 +11,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from hydra_plugins.study_sweeper.sweeper import StudySweeper, grid, quoted, search_space
 from hyperlab.study import open_storage
+from hyperlab.sweeper import OptunaSweep, grid, quoted, search_space
 from tests.conftest import run_cli
 
 
@@ -58,7 +58,7 @@ def test_a_trial_left_running_by_a_dead_worker_is_failed_and_its_params_enqueued
     trial.set_user_attr("worker", f"{socket.gethostname()}:{dead.pid}")
     alive = study.ask({"lr": FloatDistribution(1e-4, 1e-1, log=True)})
     alive.set_user_attr("worker", f"{socket.gethostname()}:{1}")  # pid 1 is alive: left alone
-    StudySweeper._recover_dead_workers(study)
+    OptunaSweep._recover_dead_workers(study)
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
     assert "died" in trials[0].user_attrs["error"]

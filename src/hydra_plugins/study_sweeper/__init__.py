@@ -1,4 +1,5 @@
-"""A Hydra sweeper on Optuna's ask/tell: `hydra/sweeper=study` (the hparams_search configs select it)."""
+"""Registers `hydra/sweeper=study` (hyperlab.sweeper.OptunaSweep). Hydra imports every module of this
+namespace at start-up, so nothing heavy may be imported here: optuna and torch load only when a study runs."""
 
 from dataclasses import dataclass, field
 from typing import Any

@@ -1,0 +1,273 @@
+"""OptunaSweep (hydra/sweeper=study): each job is one Optuna trial, asked and told through a persistent storage.
+
+Why our own sweeper: hydra-optuna-sweeper 1.3 pins optuna<3 (its SQLite storage breaks under SQLAlchemy 2) and
+only ever passes overrides to a job, so a job cannot report per-epoch values and nothing can be pruned.
+On Optuna's ask/tell this sweeper gets, with little code:
+- resume: the study lives in a storage (default `<sweep dir>/study.journal`); re-running the same command
+  runs only the trials still missing to reach `n_trials`;
+- no lost trials: a trial left RUNNING by a dead process of this machine is marked FAIL and its parameters are
+  enqueued again;
+- failure tolerance: a job that raises, or ends with a NaN/inf objective, is recorded FAIL with its error and the
+  sweep goes on, until more than `max_failures` trials of this invocation have failed;
+- pruning: each job reports its monitored metric per epoch to its trial (`hyperlab.study.ReportToTrial`);
+- multi-objective: `objectives` are metrics.json keys (the run-output contract), one direction each;
+- parallel workers: processes running the same command share the study; a file lock makes "count the trials,
+  then ask one" atomic, so together they finish exactly `n_trials`.
+"""
+
+import fcntl
+import functools
+import json
+import logging
+import math
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.sweeper import Sweeper
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from hyperlab.study import open_storage
+
+log = logging.getLogger(__name__)
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class SweepError(Exception):
+    """A sweep that cannot go on (bad search space, failure budget exceeded)."""
+
+
+def distribution(override: Override) -> BaseDistribution:
+    """Hydra sweep syntax -> Optuna distribution: choice(a,b), range(lo,hi[,step]), [tag(log,] interval(lo,hi))."""
+    value = override.value()
+    if isinstance(value, ChoiceSweep):
+        return CategoricalDistribution(list(override.sweep_iterator()))
+    if isinstance(value, RangeSweep):
+        items = list(override.sweep_iterator())
+        if all(isinstance(v, int) for v in items):
+            return IntDistribution(items[0], items[-1], step=int(value.step))
+        return CategoricalDistribution(items)
+    if isinstance(value, IntervalSweep):
+        log_scale = "log" in value.tags
+        if isinstance(value.start, int) and isinstance(value.end, int):
+            return IntDistribution(value.start, value.end, log=log_scale)
+        return FloatDistribution(value.start, value.end, log=log_scale)
+    raise SweepError(f"hydra.sweeper.params.{override.get_key_element()}: use choice(), range() or interval()")
+
+
+def search_space(arguments: list[str]) -> tuple[dict[str, BaseDistribution], list[str]]:
+    """Split `key=value` strings into the sampled space and the overrides every trial gets as they are."""
+    space, fixed = {}, []
+    for override in OverridesParser.create().parse_overrides(arguments):
+        if override.is_sweep_override():
+            space[override.get_key_element()] = distribution(override)
+        else:
+            fixed.append(f"{override.get_key_element()}={override.get_value_element_as_str()}")
+    return space, fixed
+
+
+def grid(space: dict[str, BaseDistribution]) -> dict[str, list]:
+    values = {}
+    for key, dist in space.items():
+        if isinstance(dist, CategoricalDistribution):
+            values[key] = list(dist.choices)
+        elif isinstance(dist, IntDistribution) and not dist.log:
+            values[key] = list(range(dist.low, dist.high + 1, dist.step))
+        else:
+            raise SweepError(f"grid search needs discrete values: hydra.sweeper.params.{key} is an interval")
+    return values
+
+
+def quoted(value) -> str:
+    """A sampled value as a Hydra override value (strings quoted unless they are plain names)."""
+    if isinstance(value, str) and not value.replace("_", "").replace("-", "").replace(".", "").isalnum():
+        return "'" + value.replace("'", "\\'") + "'"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class OptunaSweep(Sweeper):
+    def __init__(self, study_name, storage, n_trials, objectives, directions, sampler, pruner, max_failures, params):
+        if len(objectives) != len(directions):
+            raise SweepError(
+                f"hydra.sweeper.objectives {list(objectives)} and directions {list(directions)} "
+                "must have the same length"
+            )
+        self.study_name, self.storage_url, self.n_trials = study_name, storage, n_trials
+        self.objectives, self.directions = list(objectives), list(directions)
+        if pruner and len(objectives) > 1:
+            raise SweepError("Optuna prunes single-objective studies only: set hydra.sweeper.pruner=null")
+        self.sampler_cfg, self.pruner_cfg = sampler, pruner
+        self.pruner = instantiate(pruner) if pruner else optuna.pruners.NopPruner()
+        self.max_failures = max_failures
+        self.params = {str(k): str(v) for k, v in (params or {}).items()}
+
+    def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
+        from hydra.core.plugins import Plugins
+
+        self.hydra_context, self.config = hydra_context, config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+
+    def sweep(self, arguments: list[str]) -> list[JobReturn]:
+        space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        storage_url = self.storage_url or str(sweep_dir / "study.journal")
+        study = self._study(storage_url, space)
+        n_trials = (
+            min(self.n_trials, math.prod(len(v) for v in grid(space).values())) if self._is_grid else self.n_trials
+        )
+        returns, failures = [], 0
+        while True:
+            with self._lock(sweep_dir):
+                self._recover_dead_workers(study)
+                states = [t.state for t in study.get_trials(deepcopy=False)]
+                if sum(s in FINISHED for s in states) + states.count(TrialState.RUNNING) >= n_trials:
+                    break
+                trial = study.ask(space)
+                trial.set_user_attr("worker", WORKER)
+            ret = self._run(trial, fixed, storage_url)
+            returns.append(ret)
+            state, values, error = self._outcome(ret)
+            if error:
+                trial.set_user_attr("error", error)
+            self._tell(study, trial, values, state)
+            if state == TrialState.FAIL:
+                failures += 1
+                log.warning(f"trial {trial.number} FAILED: {error}")
+                if failures > self.max_failures:  # the study keeps every trial: re-running the command resumes
+                    raise SystemExit(
+                        f"error: {failures} trials failed in this sweep, more than "
+                        f"hydra.sweeper.max_failures={self.max_failures}; last error: {error}"
+                    )
+        self._write_summary(study, sweep_dir)
+        return returns
+
+    @property
+    def _is_grid(self) -> bool:
+        return self.sampler_cfg is not None and str(self.sampler_cfg.get("_target_")).endswith("GridSampler")
+
+    def _study(self, storage_url: str, space: dict) -> optuna.Study:
+        study = optuna.create_study(
+            study_name=self.study_name,
+            storage=open_storage(storage_url),
+            pruner=self.pruner,
+            directions=self.directions,
+            load_if_exists=True,
+        )
+        if self.sampler_cfg is not None:
+            study.sampler = self._sampler(space, len(study.get_trials(deepcopy=False)))
+        # pruners are not kept in a storage: the study carries its pruner's config for every worker's jobs
+        study.set_user_attr(
+            "pruner", OmegaConf.to_container(self.pruner_cfg, resolve=True) if self.pruner_cfg else None
+        )
+        return study
+
+    def _sampler(self, space: dict, n_existing: int) -> optuna.samplers.BaseSampler:
+        """A seeded sampler replays its first draws in a new process: offset the seed by the trials the study
+        already has, so a resumed study samples new points and stays reproducible."""
+        cfg = OmegaConf.to_container(self.sampler_cfg, resolve=True)
+        if cfg.get("seed") is not None:
+            cfg["seed"] += n_existing
+        sampler = instantiate(cfg)
+        return sampler(search_space=grid(space)) if isinstance(sampler, functools.partial) else sampler
+
+    @staticmethod
+    def _tell(study: optuna.Study, trial: optuna.Trial, values, state: TrialState) -> None:
+        try:
+            study.tell(trial, values, state=state)
+        except RuntimeError as error:
+            # GridSampler signals an exhausted grid with study.stop(), which raises outside study.optimize().
+            # tell() stores the trial in a `finally` first, and the loop already stops at the grid's size.
+            if "Study.stop" not in str(error):
+                raise
+
+    @staticmethod
+    @contextmanager
+    def _lock(sweep_dir: Path) -> Iterator[None]:
+        with open(sweep_dir / ".study.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _recover_dead_workers(study: optuna.Study) -> None:
+        """A RUNNING trial whose worker process on this host is gone was killed: FAIL it, enqueue its params."""
+        host = socket.gethostname()
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
+            if worker_host == host and pid.isdigit() and not _pid_alive(int(pid)):
+                study._storage.set_trial_user_attr(trial._trial_id, "error", f"worker {host}:{pid} died")
+                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+                study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+                log.warning(f"trial {trial.number} was left RUNNING by a dead worker: FAILED, parameters enqueued")
+
+    def _run(self, trial: optuna.Trial, fixed: list[str], storage_url: str) -> JobReturn:
+        overrides = [*fixed, *(f"{k}={quoted(v)}" for k, v in trial.params.items())]
+        if len(self.objectives) == 1:  # per-epoch reports (and so pruning) exist for one objective only
+            overrides += [
+                f"trial.storage={quoted(storage_url)}",
+                f"trial.study_name={quoted(self.study_name)}",
+                f"trial.number={trial.number}",
+                f"trial.monitor={quoted(self.objectives[0])}",
+            ]
+        (ret,) = self.launcher.launch([overrides], initial_job_idx=trial.number)
+        return ret
+
+    def _outcome(self, ret: JobReturn) -> tuple[TrialState, list[float] | None, str | None]:
+        if ret.status != JobStatus.COMPLETED:
+            error = ret._return_value
+            if isinstance(error, optuna.TrialPruned):
+                return TrialState.PRUNED, None, None
+            return TrialState.FAIL, None, f"{type(error).__name__}: {error}"
+        job_dir = Path(ret.hydra_cfg.hydra.runtime.output_dir)
+        metrics_path = job_dir / "metrics.json"
+        if not metrics_path.is_file():
+            return TrialState.FAIL, None, f"no metrics.json in {job_dir}"
+        metrics = json.loads(metrics_path.read_text())
+        missing = [key for key in self.objectives if key not in metrics]
+        if missing:
+            return TrialState.FAIL, None, f"objective(s) {missing} not in metrics.json"
+        values = [metrics[key] for key in self.objectives]
+        if any(v is None or not math.isfinite(v) for v in values):
+            return TrialState.FAIL, None, f"non-finite objective {dict(zip(self.objectives, values, strict=True))}"
+        return TrialState.COMPLETE, values, None
+
+    def _write_summary(self, study: optuna.Study, sweep_dir: Path) -> None:
+        """best.yaml: the best trial's parameters and values (every Pareto-optimal trial if multi-objective)."""
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not complete:
+            return
+        best = study.best_trials
+        summary = {
+            "study_name": self.study_name,
+            "objectives": dict(zip(self.objectives, self.directions, strict=True)),
+            "trials": {s.name: sum(t.state == s for t in study.get_trials(deepcopy=False)) for s in TrialState},
+            "best": [{"number": t.number, "values": t.values, "params": t.params} for t in best],
+        }
+        OmegaConf.save(OmegaConf.create(summary), sweep_dir / "best.yaml")
+        log.info(f"{len(complete)} complete trials; best: {summary['best'][0]}")

@@ -19,3 +19,37 @@ def test_ddp_sim_splits_each_epoch_across_two_ranks(tmp_path):
     assert metrics["test/acc"] > 0.8
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 20
+
+
+@pytest.mark.ddp
+def test_ddp_inside_a_multirun_runs_each_job_once_with_two_ranks(tmp_path):
+    result = run_cli(
+        "train.py",
+        "-m",
+        "trainer=ddp_sim",
+        "lr=1e-3,3e-4",
+        "trainer.max_epochs=1",
+        "callbacks=none",
+        f"paths.log_dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [p.name for p in (tmp_path / "train").iterdir()] == ["multiruns"]  # no child wrote a run of its own
+    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [p.name for p in jobs] == ["0", "1"]
+    for job in jobs:  # 10 steps: each of the 2 ranks took half of the epoch
+        assert json.loads((job / "metrics.json").read_text())["trainer/global_step"] == 10
+    log = result.stdout + result.stderr
+    assert log.count("[rank: 1] Seed set to 42") == 2  # one child per job, not a sweep per child
+
+
+@pytest.mark.ddp
+def test_ddp_inside_a_study_gives_every_rank_the_trial_parameters(tmp_path):
+    """Ranks with different widths would fail DDP's shape check: the study finishes only if both ranks agree."""
+    from tests.test_study import sweep, trials
+
+    result = sweep(tmp_path, "trainer=ddp_sim", "hydra.sweeper.n_trials=2", params="      model.width: choice(8, 64)")
+    assert result.returncode == 0, result.stderr[-3000:]
+    done = trials(tmp_path)
+    assert [t.state.name for t in done] == ["COMPLETE", "COMPLETE"]
+    assert sorted(p.name for p in (tmp_path / "logs" / "study").iterdir() if p.is_dir()) == ["0", "1"]

@@ -45,7 +45,9 @@ class ReportToTrial(L.Callback):
         # only during fit: the validate() of the best checkpoint after fit is no new epoch
         if trainer.state.fn != "fit" or trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
             return
-        epoch = trainer.current_epoch
-        self.trial.report(float(trainer.callback_metrics[self.monitor]), step=epoch)
-        if self.trial.should_prune():
+        epoch, prune = trainer.current_epoch, False
+        if trainer.is_global_zero:  # one report per epoch; under DDP every rank then stops together
+            self.trial.report(float(trainer.callback_metrics[self.monitor]), step=epoch)
+            prune = self.trial.should_prune()
+        if trainer.strategy.broadcast(prune, src=0):
             raise optuna.TrialPruned(f"trial {self.trial.number} pruned after epoch {epoch}")

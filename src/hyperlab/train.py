@@ -5,15 +5,20 @@ Trainer from their config groups; fit; score the best checkpoint on val and test
 """
 
 import logging
+import os
+import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from hyperlab import runs
 from hyperlab.callbacks import RestoreRNG, StoreRunConfig
@@ -69,6 +74,56 @@ def finish_loggers(trainer: L.Trainer) -> None:
             logger.experiment.finish()
 
 
+@contextmanager
+def one_job_per_ddp_launch(output_dir: Path) -> Iterator[None]:
+    """Under `-m`, make Lightning's DDP children run this job only, then leave the process clean for the next.
+
+    Lightning's DDP launcher starts each child with `sys.argv[1:]` and `hydra.run.dir=<HydraConfig run.dir>`:
+    under `-m` that would re-run the whole sweep in every rank (each sampling its own parameters) and write
+    outside the job's directory. The children get this job's own overrides and directory instead; afterwards the
+    process group and the environment variables Lightning set (LOCAL_RANK, WORLD_SIZE, MASTER_PORT, ...) go,
+    else the next job of the sweep would take itself for a child.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        yield
+        return
+    hydra_cfg = HydraConfig.get()
+    argv, environ, run_dir = list(sys.argv), dict(os.environ), hydra_cfg.run.dir
+    # hydra.* overrides too (e.g. hydra.searchpath), but not hydra.mode=MULTIRUN: a child runs one job
+    hydra_overrides = [o for o in hydra_cfg.overrides.hydra if not o.startswith("hydra.mode=")]
+    sys.argv = [argv[0], *hydra_overrides, *hydra_cfg.overrides.task]
+    with read_write(hydra_cfg):
+        hydra_cfg.run.dir = str(output_dir)
+    try:
+        yield
+    finally:
+        sys.argv = argv
+        with read_write(hydra_cfg):
+            hydra_cfg.run.dir = run_dir
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+def fit_and_score(cfg: DictConfig, trainer: L.Trainer, module: Classifier, datamodule, ckpt_path: str | None):
+    """Fit, then score the best checkpoint when one was kept, else (callbacks=none, debug=fdr) the final weights."""
+    start = time.perf_counter()
+    if cfg.train:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    train_s = time.perf_counter() - start
+    checkpoint = trainer.checkpoint_callback
+    best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
+    score_ckpt = best or (None if cfg.train else cfg.ckpt_path)
+    metrics = dict(trainer.validate(module, datamodule=datamodule, ckpt_path=score_ckpt, verbose=False)[0])
+    if cfg.test:
+        metrics.update(trainer.test(module, datamodule=datamodule, ckpt_path=score_ckpt, verbose=False)[0])
+    return {**metrics, "ckpt/best": best}, train_s
+
+
 def train(cfg: DictConfig) -> float | None:
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)  # before the network is built: init depends on it
@@ -88,25 +143,15 @@ def train(cfg: DictConfig) -> float | None:
     for logger in trainer.loggers:
         logger.log_hyperparams(config)
 
-    start = time.perf_counter()
-    if cfg.train:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    train_s = time.perf_counter() - start
+    with one_job_per_ddp_launch(output_dir):
+        metrics, train_s = fit_and_score(cfg, trainer, module, datamodule, ckpt_path)
 
-    # Score the best checkpoint when one was kept; else (callbacks=none, debug=fdr) the final weights.
-    checkpoint = trainer.checkpoint_callback
-    best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
-    score_ckpt = best or (None if cfg.train else cfg.ckpt_path)
-    metrics = dict(trainer.validate(module, datamodule=datamodule, ckpt_path=score_ckpt, verbose=False)[0])
-    if cfg.test:
-        metrics.update(trainer.test(module, datamodule=datamodule, ckpt_path=score_ckpt, verbose=False)[0])
     metrics.update(
         {
             "trainer/global_step": trainer.global_step,
             "trainer/epoch": trainer.current_epoch,
             "time/train_s": round(train_s, 3),
             "model/params": sum(p.numel() for p in module.net.parameters()),
-            "ckpt/best": best,
             "ckpt/resumed_from": ckpt_path,
             **runs.provenance(Path(cfg.paths.root_dir)),
         }

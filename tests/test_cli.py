@@ -85,6 +85,12 @@ BAD_VALUES = [
     ({"data.val_fraction": 0.0}, r"data.val_fraction=0.0 is not allowed: must be a number in \(0, 1\)"),
     ({"data.test_fraction": 0.0}, "data.test_fraction=0 leaves no test split"),
     ({"optimized_metric": "acc"}, "optimized_metric='acc' is not allowed: must be null or a val/\\* or test/\\* key"),
+    ({"data.num_folds": 1}, "data.num_folds=1 is not allowed: must be null or an integer >= 2"),
+    (
+        {"data.num_folds": 3, "data.fold": 3},
+        r"data.fold=3 is not allowed: must be null or an integer in \[0, data.num_folds\)",
+    ),
+    ({"data.fold": 0}, r"data.fold=0 is not allowed: .* with data.num_folds set \(data.num_folds=None\)"),
     ({"data.num_workers": -2}, "data.num_workers=-2 is not allowed: must be an integer >= 0"),
     ({"trainer.max_epochs": 0}, "trainer.max_epochs=0 is not allowed: must be an integer >= 1, or -1"),
     ({"trainer.max_steps": 0}, "trainer.max_steps=0 is not allowed: must be an integer >= 1, or -1"),

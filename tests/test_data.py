@@ -90,3 +90,28 @@ def test_loader_knobs_reach_the_dataloader():
 def test_bad_fractions_are_rejected():
     with pytest.raises(ValueError, match=r"data.val_fraction=0.5 \+ data.test_fraction=0.5 must be < 1"):
         ArrayDataModule(lambda: None, val_fraction=0.5, test_fraction=0.5)
+
+
+def test_k_folds_partition_train_and_val_and_keep_the_test_split():
+    _, y = load_digits(return_X_y=True)
+    plain = digits()
+    folds = [digits(num_folds=5, fold=k) for k in range(5)]
+    vals = [f.indices["val"] for f in folds]
+    pool = np.sort(np.concatenate([plain.indices["train"], plain.indices["val"]]))
+    assert np.array_equal(np.sort(np.concatenate(vals)), pool)  # the val folds cover train + val exactly once
+    for f in folds:
+        assert np.array_equal(f.indices["test"], plain.indices["test"])
+        assert not set(f.indices["train"]) & set(f.indices["val"])
+        assert len(f.indices["train"]) + len(f.indices["val"]) == len(pool)
+        assert (
+            np.abs(
+                np.bincount(y[f.indices["val"]], minlength=10) / len(f.indices["val"])
+                - np.bincount(y[pool], minlength=10) / len(pool)
+            ).max()
+            < 0.01
+        )  # stratified
+
+
+def test_bad_fold_settings_are_rejected():
+    with pytest.raises(ValueError, match=r"data.num_folds=5 needs >= 2 folds and data.fold in \[0, 5\)"):
+        ArrayDataModule(lambda: None, num_folds=5, fold=5)

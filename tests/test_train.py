@@ -261,3 +261,17 @@ def test_resume_auto_keeps_a_best_epoch_from_before_the_interruption(make_cfg, t
     assert resumed["ckpt/best"] == complete["ckpt/best"]
     assert (resumed["val/loss"], resumed["test/acc"]) == (complete["val/loss"], complete["test/acc"])
     assert sorted(p.name for p in ckpts.iterdir()) == [f"epoch_00{i}.ckpt" for i in range(4)] + ["last.ckpt"]
+
+
+def test_cross_validation_trains_every_fold_and_reports_mean_and_std(make_cfg):
+    import statistics
+
+    returned = train(make_cfg("data.num_folds=3", "trainer.max_epochs=1", "callbacks=none", "logger=[]"))
+    out = Path(make_cfg().paths.output_dir)
+    metrics = runs.read_metrics(out)
+    folds = [runs.read_metrics(out / f"fold_{k}") for k in range(3)]
+    assert returned == metrics["val/acc"] == pytest.approx(statistics.fmean(f["val/acc"] for f in folds))
+    assert metrics["val/acc_std"] == pytest.approx(statistics.stdev(f["val/acc"] for f in folds))
+    assert [f["val/acc"] for f in metrics["folds"]] == [f["val/acc"] for f in folds]
+    assert len({f["val/loss"] for f in folds}) == 3  # three different validation folds
+    assert metrics["data/num_folds"] == 3

@@ -78,6 +78,7 @@ RULES = [
     ("trainer.accumulate_grad_batches", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("trainer.gradient_clip_algorithm", lambda v: v in ("norm", "value"), "norm or value"),
     ("scheduler.warmup_steps", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    ("data.num_folds", lambda v: v is None or (_integer(v) and v >= 2), "null or an integer >= 2"),
     ("resume", lambda v: v in RESUME_MODES, " or ".join(RESUME_MODES)),
     ("optimized_metric", lambda v: v is None or str(v).startswith(("val/", "test/")), "null or a val/* or test/* key"),
 ]
@@ -105,6 +106,12 @@ def check(cfg: DictConfig) -> None:
         raise ConfigError(
             f"data.val_fraction={data.val_fraction} + data.test_fraction={data.test_fraction} "
             "must sum to < 1 (the rest is the train split)"
+        )
+    num_folds, fold = data.get("num_folds"), data.get("fold")
+    if fold is not None and not (num_folds and _integer(fold) and 0 <= fold < num_folds):
+        raise ConfigError(
+            f"data.fold={fold!r} is not allowed: must be null or an integer in [0, data.num_folds) "
+            f"with data.num_folds set (data.num_folds={num_folds})"
         )
     if cfg.get("test") and data.get("test_fraction") == 0:
         raise ConfigError("data.test_fraction=0 leaves no test split: set data.test_fraction > 0 or test=false")

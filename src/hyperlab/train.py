@@ -4,8 +4,10 @@ train.py (Hydra) -> check(cfg) -> train(cfg): build data, network, LightningModu
 Trainer from their config groups; fit; score the best checkpoint on val and test; write metrics.json.
 """
 
+import copy
 import logging
 import os
+import statistics
 import sys
 import time
 import warnings
@@ -124,7 +126,8 @@ def fit_and_score(cfg: DictConfig, trainer: L.Trainer, module: Classifier, datam
     return {**metrics, "ckpt/best": best}, train_s
 
 
-def train(cfg: DictConfig) -> float | None:
+def train_once(cfg: DictConfig) -> dict:
+    """One training run: fit, score, write metrics.json into `paths.output_dir`; returns the metrics."""
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)  # before the network is built: init depends on it
     ckpt_path = resume_checkpoint(cfg, output_dir)
@@ -159,6 +162,45 @@ def train(cfg: DictConfig) -> float | None:
     if trainer.is_global_zero:
         runs.write_metrics(output_dir, metrics)
     finish_loggers(trainer)
+    return metrics
+
+
+def cross_validate(cfg: DictConfig, num_folds: int) -> dict:
+    """`data.num_folds=K` with no `data.fold`: train fold k in `<run>/fold_k/` for every k. The run's metrics.json
+    holds each fold's metrics under `folds` and, for every val/* and test/* key, the mean over folds (under the
+    key itself, so sweepers optimise the mean) and the sample standard deviation (`<key>_std`)."""
+    output_dir = Path(cfg.paths.output_dir)
+    folds = []
+    for k in range(num_folds):
+        fold_cfg = copy.deepcopy(cfg)
+        fold_cfg.data.fold = k
+        fold_cfg.paths.output_dir = str(output_dir / f"fold_{k}")
+        if k > 0 and OmegaConf.select(fold_cfg, "trial.number") is not None:
+            fold_cfg.trial.number = None  # fold 0 alone reports epochs to the study: steps must not repeat
+        (output_dir / f"fold_{k}").mkdir(parents=True, exist_ok=True)
+        folds.append(train_once(fold_cfg))
+    scored = [key for key, value in folds[0].items() if key.startswith(("val/", "test/")) and value is not None]
+    metrics = {key: statistics.fmean(f[key] for f in folds) for key in scored}
+    metrics.update({f"{key}_std": statistics.stdev(f[key] for f in folds) for key in scored})
+    metrics.update(
+        {
+            "folds": [{key: f[key] for key in [*scored, "ckpt/best", "trainer/global_step"]} for f in folds],
+            "data/num_folds": num_folds,
+            "time/train_s": round(sum(f["time/train_s"] for f in folds), 3),
+            **{key: folds[0][key] for key in ("model/params", "versions", "python", "git", "command")},
+        }
+    )
+    runs.write_metrics(output_dir, metrics)
+    return metrics
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Train as configured (all k folds when `data.num_folds` is set); return `optimized_metric` for sweepers."""
+    num_folds = OmegaConf.select(cfg, "data.num_folds")
+    if num_folds and OmegaConf.select(cfg, "data.fold") is None:
+        metrics = cross_validate(cfg, num_folds)
+    else:
+        metrics = train_once(cfg)
     if cfg.optimized_metric is None:
         return None
     if cfg.optimized_metric not in metrics:

@@ -3,7 +3,7 @@ from collections.abc import Callable, Iterator, Sequence
 import lightning as L
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 
@@ -34,7 +34,8 @@ class ArrayDataModule(L.LightningDataModule):
     `load` is any callable returning `(X, y)`, e.g. `sklearn.datasets.load_digits(return_X_y=True)`.
     The split is stratified by class when `stratify` and seeded by `split_seed` (fixed by default, so runs
     with different `seed`s are scored on the same test set). `normalize` standardises each feature with the
-    mean and std of the train split only, so nothing leaks from val/test.
+    mean and std of the train split only, so nothing leaks from val/test. With `num_folds`, train and val
+    are fold `fold` of a (stratified) k-fold split of train + val, and the test split does not change.
     """
 
     def __init__(
@@ -52,8 +53,12 @@ class ArrayDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = False,
+        num_folds: int | None = None,
+        fold: int | None = None,
     ):
         super().__init__()
+        if num_folds is not None and not (num_folds >= 2 and fold is not None and 0 <= fold < num_folds):
+            raise ValueError(f"data.num_folds={num_folds} needs >= 2 folds and data.fold in [0, {num_folds})")
         if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
             raise ValueError(
                 f"data.val_fraction={val_fraction} + data.test_fraction={test_fraction} must be < 1, each in [0, 1)"
@@ -66,6 +71,7 @@ class ArrayDataModule(L.LightningDataModule):
             split_seed,
         )
         self.shuffle, self.shuffle_seed, self.normalize = shuffle, shuffle_seed, normalize
+        self.num_folds, self.fold = num_folds, fold
         self.image_shape = tuple(image_shape) if image_shape else None
         self.loader_kwargs = {
             "num_workers": num_workers,
@@ -93,6 +99,17 @@ class ArrayDataModule(L.LightningDataModule):
         self.splits = {name: TensorDataset(x[idx], y[idx]) for name, idx in self.indices.items()}
 
     def _split(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        splits = self._train_val_test(y)
+        if not self.num_folds:
+            return splits
+        # k-fold over train + val; the test split stays the one plain runs use, so scores are comparable
+        pool = np.sort(np.concatenate([splits["train"], splits["val"]]))
+        kfold = StratifiedKFold if self.stratify else KFold
+        folds = kfold(n_splits=self.num_folds, shuffle=True, random_state=self.split_seed).split(pool, y[pool])
+        train, val = list(folds)[self.fold]
+        return {"train": pool[train], "val": pool[val], "test": splits["test"]}
+
+    def _train_val_test(self, y: np.ndarray) -> dict[str, np.ndarray]:
         everything = np.arange(len(y))
         held_out = self.val_fraction + self.test_fraction
         if held_out == 0:

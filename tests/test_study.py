@@ -220,3 +220,58 @@ def test_multi_objective_best_is_the_pareto_front(tmp_path):
 
     best = yaml.safe_load((tmp_path / "logs" / "study" / "best.yaml").read_text())["best"]
     assert sorted(b["number"] for b in best) == sorted(t.number for t in done if not dominated(t))
+
+
+@pytest.mark.slow
+def test_two_workers_on_one_study_finish_exactly_n_trials_without_duplicates(tmp_path):
+    sweep(tmp_path, "hydra.sweeper.n_trials=0")  # writes the search config and creates the study
+    params = "      lr: tag(log, interval(1e-3, 1e-2))"
+    (tmp_path / "conf" / "hparams_search" / "tiny.yaml").write_text(
+        TINY.format(epochs=1, sampler="RandomSampler", pruner="null", params=params)
+    )
+    command = [
+        sys.executable,
+        "train.py",
+        "-m",
+        "hparams_search=tiny",
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        "hydra.sweeper.n_trials=4",
+    ]
+    from tests.conftest import ROOT
+
+    workers = [
+        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    assert [w.wait(timeout=600) for w in workers] == [0, 0], [w.stderr.read()[-2000:] for w in workers]
+    done = trials(tmp_path)
+    assert [t.number for t in done] == [0, 1, 2, 3] and all(t.state == TrialState.COMPLETE for t in done)
+    assert len({t.params["lr"] for t in done}) == 4
+    assert len({t.user_attrs["worker"] for t in done}) == 2  # both workers took trials
+
+
+def test_the_study_journal_opens_in_optuna_dashboard(tmp_path):
+    import io
+    import json
+
+    import optuna_dashboard
+
+    path = str(tmp_path / "study.journal")
+    study = optuna.create_study(study_name="digits", storage=open_storage(path), direction="maximize")
+    study.tell(study.ask({"lr": FloatDistribution(1e-4, 1e-1, log=True)}), 0.9)
+    app = optuna_dashboard.wsgi(path)  # the dashboard's own storage guess: a file path is a journal
+    status = []
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/api/studies",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": io.StringIO(),
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+    }
+    body = app(environ, lambda s, headers, exc_info=None: status.append(s))
+    studies = json.loads(b"".join(body))["study_summaries"]
+    assert status == ["200 OK"]
+    assert [(s["study_name"], s["directions"]) for s in studies] == [("digits", ["maximize"])]

@@ -146,6 +146,8 @@ class OptunaSweep(Sweeper):
                 states = [t.state for t in study.get_trials(deepcopy=False)]
                 if sum(s in FINISHED for s in states) + states.count(TrialState.RUNNING) >= n_trials:
                     break
+                if self.sampler_cfg is not None:  # seeded by where the study stands: see _sampler
+                    study.sampler = self._sampler(space, len(states))
                 trial = study.ask(space)
                 trial.set_user_attr("worker", WORKER)
             ret = self._run(trial, fixed, storage_url)
@@ -177,8 +179,6 @@ class OptunaSweep(Sweeper):
             directions=self.directions,
             load_if_exists=True,
         )
-        if self.sampler_cfg is not None:
-            study.sampler = self._sampler(space, len(study.get_trials(deepcopy=False)))
         # pruners are not kept in a storage: the study carries its pruner's config for every worker's jobs
         study.set_user_attr(
             "pruner", OmegaConf.to_container(self.pruner_cfg, resolve=True) if self.pruner_cfg else None
@@ -186,10 +186,13 @@ class OptunaSweep(Sweeper):
         return study
 
     def _sampler(self, space: dict, n_existing: int) -> optuna.samplers.BaseSampler:
-        """A seeded sampler replays its first draws in a new process: offset the seed by the trials the study
-        already has, so a resumed study samples new points and stays reproducible."""
+        """A sampler seeded with `seed + trials so far`, built for each ask. A sampler seeded once would replay its
+        first draws in a resumed study, and two workers started together would draw the same points; samplers
+        read the study's history from the storage, so a fresh one per ask loses nothing."""
         cfg = OmegaConf.to_container(self.sampler_cfg, resolve=True)
-        if cfg.get("seed") is not None:
+        # not GridSampler: its seed shuffles grid ids -> points, which must stay the same for the whole study
+        # (it finds the unvisited points in the storage)
+        if cfg.get("seed") is not None and not self._is_grid:
             cfg["seed"] += n_existing
         sampler = instantiate(cfg)
         return sampler(search_space=grid(space)) if isinstance(sampler, functools.partial) else sampler

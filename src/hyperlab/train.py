@@ -69,6 +69,28 @@ def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
     return cfg.ckpt_path if cfg.train else None
 
 
+def flops_per_sample(net: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Forward FLOPs for one sample (torch.utils.flop_counter counts matmuls and convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    parameter = next(net.parameters())
+    was_training = net.training
+    net.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(torch.zeros(1, *input_shape, device=parameter.device, dtype=parameter.dtype))
+    net.train(was_training)
+    return counter.get_total_flops()
+
+
+def peak_memory_mb() -> float:
+    """Peak CUDA memory allocated by torch, or on CPU the process's peak resident set (imports included)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
+
+
 def finish_loggers(trainer: L.Trainer) -> None:
     """Lightning leaves the W&B run open; under `-m` the next job in this process would log into it."""
     for logger in trainer.loggers:
@@ -155,6 +177,8 @@ def train_once(cfg: DictConfig) -> dict:
             "trainer/epoch": trainer.current_epoch,
             "time/train_s": round(train_s, 3),
             "model/params": sum(p.numel() for p in module.net.parameters()),
+            "model/flops": flops_per_sample(module.net, datamodule.input_shape),
+            "memory/peak_mb": peak_memory_mb(),
             "ckpt/resumed_from": ckpt_path,
             **runs.provenance(Path(cfg.paths.root_dir)),
         }
@@ -187,7 +211,8 @@ def cross_validate(cfg: DictConfig, num_folds: int) -> dict:
             "folds": [{key: f[key] for key in [*scored, "ckpt/best", "trainer/global_step"]} for f in folds],
             "data/num_folds": num_folds,
             "time/train_s": round(sum(f["time/train_s"] for f in folds), 3),
-            **{key: folds[0][key] for key in ("model/params", "versions", "python", "git", "command")},
+            **{key: folds[0][key] for key in ("model/params", "model/flops", "versions", "python", "git", "command")},
+            "memory/peak_mb": max(f["memory/peak_mb"] for f in folds),
         }
     )
     runs.write_metrics(output_dir, metrics)

@@ -22,11 +22,13 @@ import logging
 import math
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
 from hydra.core.utils import JobReturn, JobStatus
@@ -135,7 +137,8 @@ class OptunaSweep(Sweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         storage_url = self.storage_url or str(sweep_dir / "study.journal")
-        study = self._study(storage_url, space)
+        with self._lock(sweep_dir):  # workers starting together must not both create the schema or the study
+            study = self._study(storage_url)
         n_trials = (
             min(self.n_trials, math.prod(len(v) for v in grid(space).values())) if self._is_grid else self.n_trials
         )
@@ -171,7 +174,16 @@ class OptunaSweep(Sweeper):
     def _is_grid(self) -> bool:
         return self.sampler_cfg is not None and str(self.sampler_cfg.get("_target_")).endswith("GridSampler")
 
-    def _study(self, storage_url: str, space: dict) -> optuna.Study:
+    def _study(self, storage_url: str, attempts: int = 5) -> optuna.Study:
+        for attempt in range(attempts):  # workers on other machines may be creating the same tables right now
+            try:
+                return self._create_study(storage_url)
+            except sqlalchemy.exc.SQLAlchemyError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(1 + attempt)
+
+    def _create_study(self, storage_url: str) -> optuna.Study:
         study = optuna.create_study(
             study_name=self.study_name,
             storage=open_storage(storage_url),

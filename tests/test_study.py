@@ -3,6 +3,7 @@
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import optuna
 import pytest
@@ -275,3 +276,48 @@ def test_the_study_journal_opens_in_optuna_dashboard(tmp_path):
     studies = json.loads(b"".join(body))["study_summaries"]
     assert status == ["200 OK"]
     assert [(s["study_name"], s["directions"]) for s in studies] == [("digits", ["maximize"])]
+
+
+def test_the_slurm_launcher_config_composes_onto_submitit(tmp_path):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from tests.conftest import CONF
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hydra_compose(
+            "train",
+            overrides=["hydra/launcher=slurm", "hparams_search=tpe", "hydra.launcher.partition=gpu"],
+            return_hydra_config=True,
+        )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min) == ("gpu", 1, 120)
+    assert cfg.hydra.sweeper._target_ == "hydra_plugins.study_sweeper.sweeper.StudySweeper"
+
+
+SEARCHES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "hparams_search").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("search", SEARCHES)
+def test_every_search_config_builds_its_sweeper_space_sampler_and_pruner(search):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from tests.conftest import CONF
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hydra_compose("train", overrides=[f"hparams_search={search}"], return_hydra_config=True)
+    settings = OmegaConf.to_container(cfg.hydra.sweeper, resolve=False)
+    assert settings.pop("_target_") == "hydra_plugins.study_sweeper.sweeper.StudySweeper"
+    settings.pop("_recursive_")
+    settings["objectives"] = [cfg.optimized_metric if o == "${optimized_metric}" else o for o in settings["objectives"]]
+    sweeper = OptunaSweep(**{k: OmegaConf.create(v) if isinstance(v, dict) else v for k, v in settings.items()})
+    space, _ = search_space([f"{k}={v}" for k, v in sweeper.params.items()])
+    assert space and isinstance(sweeper._sampler(space, 0), optuna.samplers.BaseSampler)
+    assert isinstance(sweeper.pruner, optuna.pruners.BasePruner)

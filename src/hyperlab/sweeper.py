@@ -108,7 +108,19 @@ def _pid_alive(pid: int) -> bool:
 
 
 class OptunaSweep(Sweeper):
-    def __init__(self, study_name, storage, n_trials, objectives, directions, sampler, pruner, max_failures, params):
+    def __init__(
+        self,
+        study_name,
+        storage,
+        n_trials,
+        objectives,
+        directions,
+        sampler,
+        pruner,
+        max_failures,
+        params,
+        torch_threads=None,
+    ):
         if len(objectives) != len(directions):
             raise SweepError(
                 f"hydra.sweeper.objectives {list(objectives)} and directions {list(directions)} "
@@ -122,6 +134,7 @@ class OptunaSweep(Sweeper):
         self.pruner = instantiate(pruner) if pruner else optuna.pruners.NopPruner()
         self.max_failures = max_failures
         self.params = {str(k): str(v) for k, v in (params or {}).items()}
+        self.torch_threads = torch_threads
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
         from hydra.core.plugins import Plugins
@@ -132,6 +145,10 @@ class OptunaSweep(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> list[JobReturn]:
+        if self.torch_threads:  # several workers on one machine: share its cores instead of oversubscribing
+            import torch
+
+            torch.set_num_threads(self.torch_threads)
         space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ class StudySweeperConf:
     pruner: Any = None  # an instantiable optuna pruner; null: no pruning
     max_failures: int = 3  # failed trials tolerated in one invocation before the sweep stops
     params: dict[str, str] = field(default_factory=dict)  # key: choice(...) | range(...) | interval(...)
+    torch_threads: int | None = None  # intra-op threads per worker: cores / workers when several run at once
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="study", node=StudySweeperConf, provider="hyperlab")

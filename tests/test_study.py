@@ -321,3 +321,59 @@ def test_every_search_config_builds_its_sweeper_space_sampler_and_pruner(search)
     space, _ = search_space([f"{k}={v}" for k, v in sweeper.params.items()])
     assert space and isinstance(sweeper._sampler(space, 0), optuna.samplers.BaseSampler)
     assert isinstance(sweeper.pruner, optuna.pruners.BasePruner)
+
+
+@pytest.mark.slow
+def test_a_nan_objective_is_a_failed_trial(tmp_path):
+    result = sweep(
+        tmp_path,
+        "hydra.sweeper.n_trials=1",
+        "hydra.sweeper.max_failures=0",
+        "optimizer=sgd",
+        "hydra.sweeper.objectives=[val/loss]",
+        "hydra.sweeper.directions=[minimize]",
+        params="      lr: choice(1e12)",
+    )  # diverges: val/loss is NaN
+    assert result.returncode == 1 and "more than hydra.sweeper.max_failures=0" in result.stderr
+    (failed,) = trials(tmp_path)
+    assert failed.state == TrialState.FAIL and "non-finite objective" in failed.user_attrs["error"]
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp_path):
+    import signal
+    import time
+
+    from tests.conftest import ROOT
+
+    params = "      lr: tag(log, interval(1e-3, 1e-2))"
+    sweep(tmp_path, "hydra.sweeper.n_trials=0", params=params)  # writes the config, creates the study
+    command = [
+        sys.executable,
+        "train.py",
+        "-m",
+        "hparams_search=tiny",
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        "hydra.sweeper.n_trials=4",
+        "trainer.max_epochs=30",
+    ]
+    worker = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # kill -9 once trial 1 is complete and trial 2 is running
+        states = [t.state for t in trials(tmp_path)]
+        if states[:3] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.RUNNING]:
+            break
+        time.sleep(0.5)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    killed = trials(tmp_path)[2]
+    assert killed.state == TrialState.RUNNING  # what a killed process leaves behind
+    result = sweep(tmp_path, "hydra.sweeper.n_trials=4", "trainer.max_epochs=2", params=params)
+    assert result.returncode == 0, result.stderr[-3000:]
+    done = trials(tmp_path)
+    assert [t.state for t in done].count(TrialState.COMPLETE) == 4
+    assert done[2].state == TrialState.FAIL and "died" in done[2].user_attrs["error"]
+    retry = [t for t in done if t.user_attrs.get("retry_of") == 2]
+    assert len(retry) == 1 and retry[0].params == killed.params and retry[0].state == TrialState.COMPLETE
+    assert len({t.params["lr"] for t in done if t.state == TrialState.COMPLETE}) == 4

@@ -277,3 +277,22 @@ def test_cross_validation_trains_every_fold_and_reports_mean_and_std(make_cfg):
     assert [f["val/acc"] for f in metrics["folds"]] == [f["val/acc"] for f in folds]
     assert len({f["val/loss"] for f in folds}) == 3  # three different validation folds
     assert metrics["data/num_folds"] == 3
+
+
+def test_the_folds_of_a_cross_validated_run_evaluate_as_an_ensemble(make_cfg, tmp_path):
+    from hyperlab.classifier import classification_metrics
+    from hyperlab.evaluate import evaluate
+
+    run = tmp_path / "cv"
+    train(make_cfg("data.num_folds=3", "trainer.max_epochs=2", output_dir=run))
+    folds = runs.read_metrics(run)["folds"]
+    cfg = make_cfg(f"ckpt_path={run}", config_name="eval", output_dir=tmp_path / "eval")
+    metrics = evaluate(cfg)
+    assert [m["ckpt_path"] for m in metrics["members"]] == [f["ckpt/best"] for f in folds]
+    assert [m["test/acc"] for m in metrics["members"]] == pytest.approx([f["test/acc"] for f in folds], abs=1e-7)
+    rows = read_csv(tmp_path / "eval" / "predictions.csv")
+    probs = torch.tensor([[float(r[f"prob_{c}"]) for c in range(10)] for r in rows])
+    targets = torch.tensor([int(r["target"]) for r in rows])
+    recomputed = classification_metrics(10, "test/")(probs, targets)  # mean-of-probabilities file -> metrics
+    assert metrics["test/acc"] == pytest.approx(recomputed["test/acc"].item(), abs=1e-6)
+    assert 0.8 < metrics["test/vote_acc"] <= 1.0

@@ -116,7 +116,8 @@ def check(cfg: DictConfig) -> None:
     if cfg.get("test") and data.get("test_fraction") == 0:
         raise ConfigError("data.test_fraction=0 leaves no test split: set data.test_fraction > 0 or test=false")
     ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path is not None and not Path(ckpt_path).is_file():
+    evaluating = OmegaConf.get_type(cfg) is not TrainConfig  # eval.py also takes a cross-validated run dir
+    if ckpt_path is not None and not (Path(ckpt_path).is_file() or (evaluating and Path(ckpt_path).is_dir())):
         raise ConfigError(f"ckpt_path={ckpt_path!r}: no such file")
     if ckpt_path is not None and cfg.get("resume") == "auto":
         raise ConfigError("ckpt_path and resume=auto both choose the checkpoint to resume from: set only one")

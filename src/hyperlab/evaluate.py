@@ -8,6 +8,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab import runs
+from hyperlab.classifier import classification_metrics
 from hyperlab.config import ConfigError
 from hyperlab.train import build_module
 
@@ -31,21 +32,63 @@ def write_predictions(path: Path, indices, targets: torch.Tensor, probs: torch.T
             writer.writerow([int(index), target, max(range(len(p)), key=p.__getitem__), *(f"{v:.6f}" for v in p)])
 
 
-def evaluate(cfg: DictConfig) -> dict:
-    output_dir = Path(cfg.paths.output_dir)
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    run_cfg = OmegaConf.create(checkpoint[runs.CONFIG_KEY])
-    datamodule, module = build_module(run_cfg)
+def load_module(path: str):
+    """The datamodule and trained module of a checkpoint, rebuilt from the config stored in it."""
+    checkpoint = load_checkpoint(path)
+    datamodule, module = build_module(OmegaConf.create(checkpoint[runs.CONFIG_KEY]))
     try:
         module.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as error:
-        raise ConfigError(f"ckpt_path={cfg.ckpt_path!r} does not match the model in its own config: {error}") from error
+        raise ConfigError(f"ckpt_path={path!r} does not match the model in its own config: {error}") from error
+    return datamodule, module
+
+
+def fold_checkpoints(run_dir: Path) -> list[str]:
+    """The best checkpoint of every fold of a cross-validated run (`data.num_folds`), in fold order."""
+    folds = runs.read_metrics(run_dir).get("folds") if (run_dir / "metrics.json").is_file() else None
+    if not folds or any(f.get("ckpt/best") is None for f in folds):
+        raise ConfigError(
+            f"ckpt_path={str(run_dir)!r} is a directory but not a cross-validated run with a best "
+            "checkpoint per fold (metrics.json 'folds')"
+        )
+    return [f["ckpt/best"] for f in folds]
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Test one checkpoint; or, for a cross-validated run directory, each fold's best checkpoint and their
+    ensemble. Every fold shares the run's test split, so members and ensemble are scored on the same rows."""
+    output_dir = Path(cfg.paths.output_dir)
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[], default_root_dir=str(output_dir))
-    metrics = dict(trainer.test(module, datamodule=datamodule, verbose=False)[0])
-    if cfg.predict:
-        probs = torch.cat(trainer.predict(module, datamodule=datamodule))
-        targets = datamodule.splits["test"].tensors[1]
-        write_predictions(output_dir / "predictions.csv", datamodule.indices["test"], targets, probs)
+    target = Path(cfg.ckpt_path)
+    if target.is_dir():
+        metrics = evaluate_ensemble(trainer, fold_checkpoints(target), output_dir if cfg.predict else None)
+    else:
+        datamodule, module = load_module(cfg.ckpt_path)
+        metrics = dict(trainer.test(module, datamodule=datamodule, verbose=False)[0])
+        if cfg.predict:
+            probs = torch.cat(trainer.predict(module, datamodule=datamodule))
+            targets = datamodule.splits["test"].tensors[1]
+            write_predictions(output_dir / "predictions.csv", datamodule.indices["test"], targets, probs)
     metrics.update({"ckpt_path": str(cfg.ckpt_path), **runs.provenance(Path(cfg.paths.root_dir))})
     runs.write_metrics(output_dir, metrics)
     return metrics
+
+
+def evaluate_ensemble(trainer, paths: list[str], predictions_dir: Path | None) -> dict:
+    """Members' test metrics, then the ensemble's: mean of the members' probabilities (`test/*`), and the
+    majority vote's accuracy (`test/vote_acc`, ties to the lowest class)."""
+    members, member_probs = [], []
+    for path in paths:
+        datamodule, module = load_module(path)
+        members.append({"ckpt_path": path, **trainer.test(module, datamodule=datamodule, verbose=False)[0]})
+        member_probs.append(torch.cat(trainer.predict(module, datamodule=datamodule)))
+    targets = datamodule.splits["test"].tensors[1]
+    probs = torch.stack(member_probs).mean(0)  # (members, N, C) -> (N, C)
+    num_classes = probs.shape[1]
+    metrics = {k: v.item() for k, v in classification_metrics(num_classes, "test/")(probs, targets).items()}
+    votes = torch.stack([p.argmax(1) for p in member_probs])  # (members, N)
+    majority = torch.nn.functional.one_hot(votes, num_classes).sum(0).argmax(1)
+    metrics["test/vote_acc"] = (majority == targets).float().mean().item()
+    if predictions_dir is not None:
+        write_predictions(predictions_dir / "predictions.csv", datamodule.indices["test"], targets, probs)
+    return {**metrics, "members": members}

@@ -4,7 +4,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -12,8 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import ROOT
-from tests.test_study import TINY
+from tests.test_study import start_workers, write_search
 
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
 
@@ -57,24 +55,8 @@ def postgres_url():
 
 @pytest.mark.postgres
 def test_two_workers_share_a_postgresql_study(postgres_url, tmp_path):
-    conf = tmp_path / "conf" / "hparams_search"
-    conf.mkdir(parents=True)
-    params = "      lr: tag(log, interval(1e-3, 1e-2))"
-    (conf / "tiny.yaml").write_text(TINY.format(epochs=1, sampler="RandomSampler", pruner="null", params=params))
-    command = [
-        sys.executable,
-        "train.py",
-        "-m",
-        "hparams_search=tiny",
-        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
-        f"paths.log_dir={tmp_path / 'logs'}",
-        "hydra.sweeper.n_trials=4",
-        f"hydra.sweeper.storage='{postgres_url}'",
-    ]
-    workers = [
-        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
+    write_search(tmp_path, params="      lr: tag(log, interval(1e-3, 1e-2))")
+    workers = start_workers(tmp_path, 2, "hydra.sweeper.n_trials=4", f"hydra.sweeper.storage='{postgres_url}'")
     assert [w.wait(timeout=600) for w in workers] == [0, 0], [w.stderr.read()[-2000:] for w in workers]
     done = optuna.load_study(study_name="tiny", storage=postgres_url).get_trials()
     assert [t.number for t in done] == [0, 1, 2, 3] and all(t.state == TrialState.COMPLETE for t in done)

@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from hyperlab.study import open_storage
 from hyperlab.sweeper import OptunaSweep, grid, quoted, search_space
-from tests.conftest import run_cli
+from tests.conftest import ROOT
 
 
 def test_hydra_sweep_syntax_becomes_optuna_distributions():
@@ -93,18 +93,37 @@ hydra:
 """
 
 
-def sweep(tmp_path, *args, epochs=1, sampler="RandomSampler", pruner="null", params="      lr: choice(3e-3)"):
+def write_search(tmp_path, epochs=1, sampler="RandomSampler", pruner="null", params="      lr: choice(3e-3)"):
     conf = tmp_path / "conf" / "hparams_search"
     conf.mkdir(parents=True, exist_ok=True)
     (conf / "tiny.yaml").write_text(TINY.format(epochs=epochs, sampler=sampler, pruner=pruner, params=params))
-    return run_cli(
-        "train.py",
+
+
+def sweep_command(tmp_path, *args: str) -> list[str]:
+    """`python train.py -m hparams_search=tiny ...` with the tiny search config and all logs under tmp_path."""
+    return [
+        sys.executable,
+        str(ROOT / "train.py"),
         "-m",
         "hparams_search=tiny",
         f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
         f"paths.log_dir={tmp_path / 'logs'}",
         *args,
-    )
+    ]
+
+
+def sweep(tmp_path, *args, **search) -> subprocess.CompletedProcess:
+    write_search(tmp_path, **search)
+    return subprocess.run(sweep_command(tmp_path, *args), cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def start_workers(tmp_path, workers: int, *args: str) -> list[subprocess.Popen]:
+    return [
+        subprocess.Popen(
+            sweep_command(tmp_path, *args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(workers)
+    ]
 
 
 def trials(tmp_path) -> list[optuna.trial.FrozenTrial]:
@@ -225,26 +244,8 @@ def test_multi_objective_best_is_the_pareto_front(tmp_path):
 
 @pytest.mark.slow
 def test_two_workers_on_one_study_finish_exactly_n_trials_without_duplicates(tmp_path):
-    sweep(tmp_path, "hydra.sweeper.n_trials=0")  # writes the search config and creates the study
-    params = "      lr: tag(log, interval(1e-3, 1e-2))"
-    (tmp_path / "conf" / "hparams_search" / "tiny.yaml").write_text(
-        TINY.format(epochs=1, sampler="RandomSampler", pruner="null", params=params)
-    )
-    command = [
-        sys.executable,
-        "train.py",
-        "-m",
-        "hparams_search=tiny",
-        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
-        f"paths.log_dir={tmp_path / 'logs'}",
-        "hydra.sweeper.n_trials=4",
-    ]
-    from tests.conftest import ROOT
-
-    workers = [
-        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
+    write_search(tmp_path, params="      lr: tag(log, interval(1e-3, 1e-2))")
+    workers = start_workers(tmp_path, 2, "hydra.sweeper.n_trials=4")
     assert [w.wait(timeout=600) for w in workers] == [0, 0], [w.stderr.read()[-2000:] for w in workers]
     done = trials(tmp_path)
     assert [t.number for t in done] == [0, 1, 2, 3] and all(t.state == TrialState.COMPLETE for t in done)
@@ -344,24 +345,15 @@ def test_a_sweep_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp
     import signal
     import time
 
-    from tests.conftest import ROOT
-
     params = "      lr: tag(log, interval(1e-3, 1e-2))"
-    sweep(tmp_path, "hydra.sweeper.n_trials=0", params=params)  # writes the config, creates the study
-    command = [
-        sys.executable,
-        "train.py",
-        "-m",
-        "hparams_search=tiny",
-        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
-        f"paths.log_dir={tmp_path / 'logs'}",
-        "hydra.sweeper.n_trials=4",
-        "trainer.max_epochs=30",
-    ]
-    worker = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    write_search(tmp_path, params=params)
+    (worker,) = start_workers(tmp_path, 1, "hydra.sweeper.n_trials=4", "trainer.max_epochs=30")
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # kill -9 once trial 1 is complete and trial 2 is running
-        states = [t.state for t in trials(tmp_path)]
+        try:
+            states = [t.state for t in trials(tmp_path)]
+        except KeyError:  # the worker has not created the study yet
+            states = []
         if states[:3] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.RUNNING]:
             break
         time.sleep(0.5)

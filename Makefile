@@ -29,11 +29,11 @@ train: install
 
 # Fast tier: seconds to a minute. pytest's exit code 5 ("no tests collected") is not a failure.
 test: install
-	$(PY) -m pytest -m "not slow and not ddp and not postgres" -q $(ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+	$(PY) -m pytest -m "not slow and not ddp and not postgres and not fault" -q $(ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 # Slower tiers: full training runs, CLI subprocesses, notebooks, 2-process DDP, sweeps on PostgreSQL.
 test-slow: install
-	$(PY) -m pytest -m "slow or ddp or postgres" -q $(ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+	$(PY) -m pytest -m "slow or ddp or postgres or fault" -q $(ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 test-full: test test-slow
 

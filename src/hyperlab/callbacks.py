@@ -6,6 +6,7 @@ import lightning as L
 import torch
 
 from hyperlab import runs
+from hyperlab.config import ReportedError
 
 
 class StoreRunConfig(L.Callback):
@@ -50,3 +51,27 @@ class RestoreRNG(L.Callback):
         version, state, gauss = self.pending["python"]
         random.setstate((version, tuple(state), gauss))
         self.pending = None
+
+
+class NonFiniteLossError(ReportedError, FloatingPointError):
+    """The training loss became NaN or inf."""
+
+
+class StopOnNonFiniteLoss(L.Callback):
+    """Stop at the first NaN/inf training loss with an error that names the step and the last good checkpoint.
+
+    Lightning writes no checkpoint when fit ends in an exception, so `last.ckpt` stays the last good state;
+    inside a sweep the exception marks the trial FAILED and the sweep goes on. The check reads one scalar per
+    step (a device sync on GPU), which is what naming the exact step costs.
+    """
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None and not torch.isfinite(loss):
+            checkpoint = trainer.checkpoint_callback
+            last = getattr(checkpoint, "last_model_path", "") or "none written yet"
+            raise NonFiniteLossError(
+                f"train loss is {loss.item()} at step {trainer.global_step} (epoch "
+                f"{trainer.current_epoch}, batch {batch_idx}); training stopped. "
+                f"Last good checkpoint: {last}"
+            )

@@ -15,8 +15,12 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 
-class ConfigError(ValueError):
-    """Bad user input, reported as one line naming the key and what is allowed (no traceback)."""
+class ReportedError(Exception):
+    """An error the command line reports as one line (no traceback): bad input, or a run that cannot go on."""
+
+
+class ConfigError(ReportedError, ValueError):
+    """Bad user input, reported as one line naming the key and what is allowed."""
 
 
 @dataclass
@@ -127,11 +131,11 @@ def check(cfg: DictConfig) -> None:
 
 @contextmanager
 def reported_errors():
-    """Turn a ConfigError into one clear line on stderr and exit status 1 (as Hydra's own errors), no traceback;
+    """Turn a ReportedError into one clear line on stderr and exit status 1 (as Hydra's own errors), no traceback;
     HYDRA_FULL_ERROR=1 shows the traceback, as it does for Hydra's own errors."""
     try:
         yield
-    except ConfigError as error:
+    except ReportedError as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1" or _in_multirun():
             raise  # under -m the sweeper records this job as failed and the sweep goes on
         raise SystemExit(f"error: {error}") from None

@@ -23,7 +23,7 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from hyperlab import runs
-from hyperlab.callbacks import RestoreRNG, StoreRunConfig
+from hyperlab.callbacks import RestoreRNG, StopOnNonFiniteLoss, StoreRunConfig
 from hyperlab.classifier import Classifier
 from hyperlab.config import ConfigError
 
@@ -53,7 +53,11 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
 
 
 def build_trainer(cfg: DictConfig, config: dict) -> L.Trainer:
-    callbacks = [instantiate(node) for node in _entries(cfg.get("callbacks"))] + [StoreRunConfig(config), RestoreRNG()]
+    callbacks = [instantiate(node) for node in _entries(cfg.get("callbacks"))] + [
+        StoreRunConfig(config),
+        RestoreRNG(),
+        StopOnNonFiniteLoss(),
+    ]
     if OmegaConf.select(cfg, "trial.number") is not None:  # a job of the study sweeper: report to its trial
         from hyperlab.study import ReportToTrial  # optuna loads only for sweeps
 

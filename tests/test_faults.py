@@ -1,0 +1,101 @@
+"""Fault injection with real processes: NaN losses, a crash inside a checkpoint write, kill -9 and resume."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from hyperlab.callbacks import NonFiniteLossError
+from hyperlab.train import train
+from tests.conftest import ROOT, run_cli
+
+# lr * 1.3^step: finite through epoch 0, NaN at step 35 (epoch 1) on the default seed
+DIVERGE = [
+    "scheduler=exponential",
+    "scheduler.gamma=1.3",
+    "optimizer=sgd",
+    "trainer.max_epochs=6",
+    "callbacks.early_stopping=null",
+]
+
+
+@pytest.mark.fault
+def test_a_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(make_cfg):
+    cfg = make_cfg(*DIVERGE, fast=False)
+    with pytest.raises(NonFiniteLossError, match=r"train loss is nan at step 35 \(epoch 1, batch 14\)"):
+        train(cfg)
+    last = torch.load(f"{cfg.paths.output_dir}/checkpoints/last.ckpt", weights_only=True)
+    assert last["epoch"] == 0 and all(torch.isfinite(t).all() for t in last["state_dict"].values())
+
+
+@pytest.mark.fault
+def test_a_nan_loss_is_one_line_at_the_command_line(tmp_path):
+    result = run_cli("train.py", *DIVERGE, f"paths.log_dir={tmp_path}")
+    assert result.returncode == 1
+    assert "error: train loss is nan at step 35 (epoch 1, batch 14); training stopped." in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.fault
+def test_a_crash_in_the_middle_of_a_checkpoint_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
+    """Lightning writes checkpoints through an fsspec transaction: a temporary file renamed into place."""
+    from fsspec.implementations.local import LocalFileOpener
+    from lightning.fabric.utilities.cloud_io import _atomic_save
+
+    path = tmp_path / "last.ckpt"
+    _atomic_save({"step": 1, "w": torch.ones(1000)}, path)
+    original_write = LocalFileOpener.write
+
+    def write_half_then_die(self, data):
+        original_write(self, bytes(data)[: len(data) // 2])
+        raise OSError("killed mid-write")
+
+    monkeypatch.setattr(LocalFileOpener, "write", write_half_then_die)
+    with pytest.raises(OSError, match="killed mid-write"):
+        _atomic_save({"step": 2, "w": torch.zeros(1000)}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no truncated file left beside it
+
+
+@pytest.mark.fault
+def test_kill_9_mid_training_then_resume_auto_ends_like_an_unbroken_run(tmp_path):
+    args = [
+        "trainer.max_epochs=8",
+        "model.width=1024",
+        "model.dropout=0.2",
+        "callbacks.early_stopping=null",
+        "callbacks.rich_progress_bar=null",
+    ]
+    unbroken = run_cli("train.py", *args, f"paths.log_dir={tmp_path / 'unbroken'}")
+    assert unbroken.returncode == 0, unbroken.stderr[-2000:]
+    log_dir = tmp_path / "killed"
+    worker = subprocess.Popen(
+        [sys.executable, "train.py", *args, f"paths.log_dir={log_dir}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list(log_dir.glob("train/runs/*/checkpoints/epoch_002.ckpt")):
+        time.sleep(0.02)  # the best-checkpoint file of epoch 3 appears only while val/loss keeps falling
+    while time.monotonic() < deadline and not list(log_dir.glob("train/runs/*/csv/metrics.csv")):
+        time.sleep(0.02)
+    time.sleep(0.3)  # into the next epoch
+    worker.send_signal(signal.SIGKILL)
+    assert worker.wait() == -signal.SIGKILL
+    (killed_run,) = (log_dir / "train" / "runs").iterdir()
+    assert not (killed_run / "metrics.json").exists()
+    resumed = run_cli("train.py", *args, f"paths.log_dir={log_dir}", "resume=auto")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    (unbroken_run,) = (tmp_path / "unbroken" / "train" / "runs").iterdir()
+    expected = json.loads((unbroken_run / "metrics.json").read_text())
+    latest = max((log_dir / "train" / "runs").iterdir())
+    got = json.loads((latest / "metrics.json").read_text())
+    assert got["ckpt/resumed_from"] == str(killed_run / "checkpoints" / "last.ckpt")
+    for key in ("trainer/global_step", "val/loss", "val/acc", "test/loss", "test/acc"):
+        assert got[key] == expected[key], key

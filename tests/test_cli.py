@@ -235,3 +235,43 @@ def test_resume_auto_continues_an_interrupted_run_of_the_same_command(tmp_path):
     assert resumed["ckpt/resumed_from"] == str(first / "checkpoints" / "last.ckpt")
     assert resumed["trainer/global_step"] == 60
     assert (resumed["val/loss"], resumed["test/acc"]) == (complete["val/loss"], complete["test/acc"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["callbacks.model_checkpoint.monitor=val/nope"], "ModelCheckpoint monitors 'val/nope', which is never logged"),
+        (
+            ["callbacks.early_stopping.monitor=val/accuracy"],
+            "EarlyStopping monitors 'val/accuracy', which is never logged",
+        ),
+        (["scheduler=plateau", "scheduler.monitor=val/nope"], "ReduceLROnPlateau monitors 'val/nope', which is never"),
+    ],
+)
+def test_a_monitor_that_is_never_logged_fails_before_the_first_step(overrides, message, make_cfg):
+    cfg = make_cfg(*overrides)
+    with pytest.raises(ConfigError, match=message):
+        train(cfg)
+    assert not list(Path(cfg.paths.output_dir).rglob("*.ckpt"))
+
+
+@pytest.fixture(scope="module")
+def cnn_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cnn")
+    train(compose(["model=cnn", "trainer.max_epochs=1", "test=false"], out))
+    return out / "checkpoints" / "last.ckpt"
+
+
+def test_resuming_from_another_models_checkpoint_is_refused(cnn_checkpoint, make_cfg):
+    with pytest.raises(ConfigError, match=r"holds a different model \(hyperlab.models.CNN\)"):
+        train(make_cfg(f"ckpt_path={cnn_checkpoint}"))
+
+
+@pytest.mark.parametrize("script", ["train", "eval"])
+def test_a_corrupt_checkpoint_is_refused(script, make_cfg, tmp_path, cnn_checkpoint):
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(cnn_checkpoint.read_bytes()[:5000])  # truncated, as by a full disk
+    cfg = make_cfg(f"ckpt_path={corrupt}", config_name=script)
+    run = train if script == "train" else __import__("hyperlab.evaluate", fromlist=["evaluate"]).evaluate
+    with pytest.raises(ConfigError, match="is not a readable checkpoint"):
+        run(cfg)

@@ -6,7 +6,7 @@ import lightning as L
 import torch
 
 from hyperlab import runs
-from hyperlab.config import ReportedError
+from hyperlab.config import ConfigError, ReportedError
 
 
 class StoreRunConfig(L.Callback):
@@ -75,3 +75,20 @@ class StopOnNonFiniteLoss(L.Callback):
                 f"{trainer.current_epoch}, batch {batch_idx}); training stopped. "
                 f"Last good checkpoint: {last}"
             )
+
+
+class CheckMonitors(L.Callback):
+    """Before the first training step, every metric that something monitors must exist.
+
+    ModelCheckpoint, EarlyStopping, a plateau schedule or the study's trial monitoring a key that is never
+    logged would otherwise fail, or silently do nothing, after a whole epoch. The sanity-check validation runs
+    before training and logs every `val/*` key, so the check happens there (train/* keys appear only later).
+    """
+
+    def on_sanity_check_end(self, trainer, pl_module) -> None:
+        watchers = [(type(cb).__name__, getattr(cb, "monitor", None)) for cb in trainer.callbacks]
+        watchers += [(type(c.scheduler).__name__, c.monitor) for c in trainer.lr_scheduler_configs]
+        logged = sorted(trainer.callback_metrics)
+        for name, key in watchers:
+            if key and not key.startswith("train/") and key not in logged:
+                raise ConfigError(f"{name} monitors {key!r}, which is never logged; logged: {', '.join(logged)}")

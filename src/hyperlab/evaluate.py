@@ -8,20 +8,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab import runs
+from hyperlab.checkpoints import check_matches, load_checkpoint
 from hyperlab.classifier import classification_metrics
 from hyperlab.config import ConfigError
 from hyperlab.train import build_module
-
-
-def load_checkpoint(path: str) -> dict:
-    """weights_only=True: loading a checkpoint never runs code from it."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated file, not a checkpoint, or a pickle that is not plain data
-        raise ConfigError(f"ckpt_path={path!r} is not a readable checkpoint: {error}") from error
-    if runs.CONFIG_KEY not in checkpoint:
-        raise ConfigError(f"ckpt_path={path!r} has no '{runs.CONFIG_KEY}': it was not written by hyperlab's train.py")
-    return checkpoint
 
 
 def write_predictions(path: Path, indices, targets: torch.Tensor, probs: torch.Tensor) -> None:
@@ -36,10 +26,8 @@ def load_module(path: str):
     """The datamodule and trained module of a checkpoint, rebuilt from the config stored in it."""
     checkpoint = load_checkpoint(path)
     datamodule, module = build_module(OmegaConf.create(checkpoint[runs.CONFIG_KEY]))
-    try:
-        module.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as error:
-        raise ConfigError(f"ckpt_path={path!r} does not match the model in its own config: {error}") from error
+    check_matches(module, checkpoint, path)
+    module.load_state_dict(checkpoint["state_dict"])
     return datamodule, module
 
 

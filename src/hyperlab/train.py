@@ -23,7 +23,8 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from hyperlab import runs
-from hyperlab.callbacks import RestoreRNG, StopOnNonFiniteLoss, StoreRunConfig
+from hyperlab.callbacks import CheckMonitors, RestoreRNG, StopOnNonFiniteLoss, StoreRunConfig
+from hyperlab.checkpoints import check_matches, load_checkpoint
 from hyperlab.classifier import Classifier
 from hyperlab.config import ConfigError
 
@@ -57,6 +58,7 @@ def build_trainer(cfg: DictConfig, config: dict) -> L.Trainer:
         StoreRunConfig(config),
         RestoreRNG(),
         StopOnNonFiniteLoss(),
+        CheckMonitors(),
     ]
     if OmegaConf.select(cfg, "trial.number") is not None:  # a job of the study sweeper: report to its trial
         from hyperlab.study import ReportToTrial  # optuna loads only for sweeps
@@ -169,6 +171,8 @@ def train_once(cfg: DictConfig) -> dict:
         trainer = build_trainer(cfg, config)
     except InstantiationException as error:  # e.g. model=cnn on tabular data, an unknown activation
         raise ConfigError(str(error)) from error
+    if ckpt_path:  # a corrupt file or another model's weights: say so now, not inside Lightning's restore
+        check_matches(module, load_checkpoint(ckpt_path, mmap=True), ckpt_path)
     for logger in trainer.loggers:
         logger.log_hyperparams(config)
 

@@ -275,3 +275,11 @@ def test_a_corrupt_checkpoint_is_refused(script, make_cfg, tmp_path, cnn_checkpo
     run = train if script == "train" else __import__("hyperlab.evaluate", fromlist=["evaluate"]).evaluate
     with pytest.raises(ConfigError, match="is not a readable checkpoint"):
         run(cfg)
+
+
+@pytest.mark.parametrize(("logger", "key"), [("csv", "save_dir"), ("tensorboard", "save_dir")])
+def test_a_logger_that_cannot_write_fails_at_start(logger, key, make_cfg):
+    cfg = make_cfg(f"logger={logger}", f"logger.{logger}.{key}=/proc/hyperlab-cannot-write")
+    with pytest.raises(ConfigError, match=f"logger.{logger} cannot start: .*/proc/hyperlab-cannot-write"):
+        train(cfg)
+    assert not list(Path(cfg.paths.output_dir).rglob("*.ckpt"))

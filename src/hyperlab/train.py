@@ -64,8 +64,19 @@ def build_trainer(cfg: DictConfig, config: dict) -> L.Trainer:
         from hyperlab.study import ReportToTrial  # optuna loads only for sweeps
 
         callbacks.append(ReportToTrial(**cfg.trial))
-    loggers = [instantiate(node) for node in _entries(cfg.get("logger"))]
+    loggers = [start_logger(name, node) for name, node in (cfg.get("logger") or {}).items() if node is not None]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def start_logger(name: str, node: DictConfig):
+    """Loggers open their files or runs lazily, at the first metric; open them now, so that an unwritable
+    directory or an unreachable tracking store fails at start, not at the end of an epoch."""
+    logger = instantiate(node)
+    try:
+        _ = logger.experiment
+    except Exception as error:
+        raise ConfigError(f"logger.{name} cannot start: {type(error).__name__}: {error}") from error
+    return logger
 
 
 def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:

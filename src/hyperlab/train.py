@@ -36,9 +36,9 @@ if logging.getLogger().handlers:
 warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
 
 
-def _entries(group: DictConfig | None) -> list[DictConfig]:
+def _entries(group: DictConfig | None) -> list[tuple[str, DictConfig]]:
     """The instantiable entries of a dict-of-objects group (callbacks, logger); `null` entries are dropped."""
-    return [node for node in (group or {}).values() if node is not None and "_target_" in node]
+    return [(name, node) for name, node in (group or {}).items() if node is not None and "_target_" in node]
 
 
 def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
@@ -54,7 +54,7 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
 
 
 def build_trainer(cfg: DictConfig, config: dict) -> L.Trainer:
-    callbacks = [instantiate(node) for node in _entries(cfg.get("callbacks"))] + [
+    callbacks = [instantiate(node) for _, node in _entries(cfg.get("callbacks"))] + [
         StoreRunConfig(config),
         RestoreRNG(),
         StopOnNonFiniteLoss(),
@@ -64,7 +64,7 @@ def build_trainer(cfg: DictConfig, config: dict) -> L.Trainer:
         from hyperlab.study import ReportToTrial  # optuna loads only for sweeps
 
         callbacks.append(ReportToTrial(**cfg.trial))
-    loggers = [start_logger(name, node) for name, node in (cfg.get("logger") or {}).items() if node is not None]
+    loggers = [start_logger(name, node) for name, node in _entries(cfg.get("logger"))]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 

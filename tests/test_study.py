@@ -325,19 +325,36 @@ def test_every_search_config_builds_its_sweeper_space_sampler_and_pruner(search)
 
 
 @pytest.mark.slow
-def test_a_nan_objective_is_a_failed_trial(tmp_path):
+def test_a_diverging_trial_is_failed_with_the_step_named(tmp_path):
     result = sweep(
         tmp_path,
         "hydra.sweeper.n_trials=1",
         "hydra.sweeper.max_failures=0",
         "optimizer=sgd",
-        "hydra.sweeper.objectives=[val/loss]",
-        "hydra.sweeper.directions=[minimize]",
         params="      lr: choice(1e12)",
-    )  # diverges: val/loss is NaN
+    )  # the loss is NaN within the first steps
     assert result.returncode == 1 and "more than hydra.sweeper.max_failures=0" in result.stderr
     (failed,) = trials(tmp_path)
-    assert failed.state == TrialState.FAIL and "non-finite objective" in failed.user_attrs["error"]
+    assert failed.state == TrialState.FAIL
+    assert failed.user_attrs["error"].startswith("NonFiniteLossError: train loss is nan at step")
+
+
+def test_a_non_finite_or_missing_objective_is_a_failed_trial(tmp_path):
+    from types import SimpleNamespace
+
+    from hydra.core.utils import JobStatus
+    from omegaconf import OmegaConf
+
+    sweeper = OptunaSweep("s", None, 1, ["val/loss"], ["minimize"], None, None, 0, {})
+    job = SimpleNamespace(
+        status=JobStatus.COMPLETED, hydra_cfg=OmegaConf.create({"hydra": {"runtime": {"output_dir": str(tmp_path)}}})
+    )
+    (tmp_path / "metrics.json").write_text('{"val/loss": null}')  # how metrics.json stores NaN and inf
+    assert sweeper._outcome(job)[0] == TrialState.FAIL and "non-finite objective" in sweeper._outcome(job)[2]
+    (tmp_path / "metrics.json").write_text('{"val/acc": 0.9}')
+    assert "objective(s) ['val/loss'] not in metrics.json" in sweeper._outcome(job)[2]
+    (tmp_path / "metrics.json").write_text('{"val/loss": 0.25}')
+    assert sweeper._outcome(job) == (TrialState.COMPLETE, [0.25], None)
 
 
 @pytest.mark.slow

@@ -386,3 +386,8 @@ def test_a_sweep_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp
     retry = [t for t in done if t.user_attrs.get("retry_of") == 2]
     assert len(retry) == 1 and retry[0].params == killed.params and retry[0].state == TrialState.COMPLETE
     assert len({t.params["lr"] for t in done if t.state == TrialState.COMPLETE}) == 4
+    from hyperlab import select
+
+    rows = select.main([str(tmp_path / "logs" / "study")])  # the report covers every complete trial
+    complete = {str(t.number) for t in done if t.state == TrialState.COMPLETE}
+    assert {r["job"] for r in rows} == complete and len(rows) == 4

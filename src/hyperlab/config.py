@@ -92,7 +92,8 @@ _ABSENT = object()
 
 def check(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value that breaks a rule, before anything is built or trained."""
-    if OmegaConf.get_type(cfg) is TrainConfig:
+    training = OmegaConf.get_type(cfg) is TrainConfig  # else eval.py's config
+    if training:
         # `+typo=1` force-adds a key nothing reads: refuse it rather than train without the intended change
         known = {f.name for f in fields(TrainConfig)}
         unknown = sorted(set(cfg) - known)
@@ -120,8 +121,8 @@ def check(cfg: DictConfig) -> None:
     if cfg.get("test") and data.get("test_fraction") == 0:
         raise ConfigError("data.test_fraction=0 leaves no test split: set data.test_fraction > 0 or test=false")
     ckpt_path = cfg.get("ckpt_path")
-    evaluating = OmegaConf.get_type(cfg) is not TrainConfig  # eval.py also takes a cross-validated run dir
-    if ckpt_path is not None and not (Path(ckpt_path).is_file() or (evaluating and Path(ckpt_path).is_dir())):
+    # eval.py also takes a cross-validated run dir
+    if ckpt_path is not None and not (Path(ckpt_path).is_file() or (not training and Path(ckpt_path).is_dir())):
         raise ConfigError(f"ckpt_path={ckpt_path!r}: no such file")
     if ckpt_path is not None and cfg.get("resume") == "auto":
         raise ConfigError("ckpt_path and resume=auto both choose the checkpoint to resume from: set only one")
@@ -136,12 +137,13 @@ def reported_errors():
     try:
         yield
     except ReportedError as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1" or _in_multirun():
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or in_multirun():
             raise  # under -m the sweeper records this job as failed and the sweep goes on
         raise SystemExit(f"error: {error}") from None
 
 
-def _in_multirun() -> bool:
+def in_multirun() -> bool:
+    """Whether this job runs under `-m` (a sweep), as opposed to a single run."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 

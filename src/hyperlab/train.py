@@ -26,7 +26,7 @@ from hyperlab import runs
 from hyperlab.callbacks import CheckMonitors, RestoreRNG, StopOnNonFiniteLoss, StoreRunConfig
 from hyperlab.checkpoints import check_matches, load_checkpoint
 from hyperlab.classifier import Classifier
-from hyperlab.config import ConfigError
+from hyperlab.config import ConfigError, in_multirun
 
 # `import lightning` gives the "lightning" logger a console handler of its own; under Hydra the root logger
 # already prints (and writes <run>/<task_name>.log), so without this every Lightning line appears twice.
@@ -126,9 +126,8 @@ def one_job_per_ddp_launch(output_dir: Path) -> Iterator[None]:
     else the next job of the sweep would take itself for a child.
     """
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+    if not in_multirun():
         yield
         return
     hydra_cfg = HydraConfig.get()

@@ -7,9 +7,18 @@ from hydra.utils import get_class, instantiate
 from hyperlab.train import build_module, build_trainer
 from tests.conftest import CONF
 
-GROUPS = ["optimizer", "scheduler", "model", "data", "trainer", "callbacks", "logger", "debug", "experiment"]
+GROUPS = [
+    "optimizer", "scheduler", "model", "loss", "augment", "data", "trainer", "callbacks", "logger", "debug", "experiment"
+]  # fmt: skip
 # These need hardware this CPU machine lacks; they are composed and their targets resolved, not instantiated.
 NEEDS_ACCELERATOR = {("trainer", "gpu"), ("trainer", "mps"), ("trainer", "ddp"), ("trainer", "fsdp")}
+# Options that only make sense with another: the data decides the task, the task the loss and the model.
+COMPANIONS = {
+    ("data", "diabetes"): ["loss=mse", "optimized_metric=val/r2"],
+    ("data", "text"): ["model=lstm"],
+    ("loss", "mse"): ["data=diabetes", "optimized_metric=val/r2"],
+    ("loss", "bce"): ["data=breast_cancer"],
+}
 
 
 def options(group: str) -> list[str]:
@@ -31,14 +40,15 @@ def test_every_group_has_options():
 @pytest.mark.parametrize(("group", "option"), ALL, ids=[f"{g}={o}" for g, o in ALL])
 def test_option_composes_and_instantiates(group, option, make_cfg, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = make_cfg(f"{group}={option}")
+    cfg = make_cfg(f"{group}={option}", *COMPANIONS.get((group, option), []))
     if (group, option) in NEEDS_ACCELERATOR:
         assert get_class(cfg.trainer._target_).__name__ == "Trainer"
         assert cfg.trainer.accelerator in {"gpu", "mps"}
         return
     datamodule, module = build_module(cfg)
     x, y = next(iter(datamodule.train_dataloader()))  # data tensors -> network forward -> optimizer/schedule
-    assert module(x).shape == (len(y), datamodule.num_classes)
+    # (B, classes), (B, 1) for one-output losses, (B, T, vocab) for a language model
+    assert module(x).shape == (*y.shape, module.loss.out_features(datamodule.num_classes))
     optimizer = module.optimizer_factory(module.parameters())
     assert isinstance(optimizer, torch.optim.Optimizer)
     if module.scheduler_factory is not None:

@@ -82,9 +82,17 @@ def test_sampler_is_a_permutation():
 
 
 def test_loader_knobs_reach_the_dataloader():
-    loader = digits(num_workers=2, pin_memory=True, persistent_workers=True).train_dataloader()
-    assert (loader.num_workers, loader.pin_memory, loader.persistent_workers) == (2, True, True)
-    assert digits(num_workers=0, persistent_workers=True).train_dataloader().persistent_workers is False
+    loader = digits(
+        device_resident=False, num_workers=2, pin_memory=True, persistent_workers=True, prefetch_factor=4
+    ).train_dataloader()
+    assert (loader.num_workers, loader.pin_memory, loader.persistent_workers, loader.prefetch_factor) == (
+        2,
+        True,
+        True,
+        4,
+    )
+    loader = digits(device_resident=False, num_workers=0, persistent_workers=True).train_dataloader()
+    assert loader.persistent_workers is False and loader.prefetch_factor is None
 
 
 def test_bad_fractions_are_rejected():

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from hyperlab.classifier import classification_metrics
+from hyperlab.supervised import classification_metrics
 from hyperlab.config import compose
 
 

@@ -72,7 +72,14 @@ def test_checkpoints_load_with_weights_only(run_dir):
     for path in ckpts:
         checkpoint = torch.load(path, weights_only=True)  # raises on any pickled module or partial
         assert checkpoint[runs.CONFIG_KEY]["lr"] == 0.002
-        assert checkpoint["hyper_parameters"] == {"num_classes": 10}
+        assert checkpoint["hyper_parameters"] == {
+            "num_classes": 10,
+            "task": "classification",
+            "l1": 0.0,
+            "l2": 0.0,
+            "no_decay_bias_norm": False,
+            "tbptt_steps": None,
+        }
         assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == 0.002
 
 
@@ -280,7 +287,7 @@ def test_cross_validation_trains_every_fold_and_reports_mean_and_std(make_cfg):
 
 
 def test_the_folds_of_a_cross_validated_run_evaluate_as_an_ensemble(make_cfg, tmp_path):
-    from hyperlab.classifier import classification_metrics
+    from hyperlab.supervised import classification_metrics
     from hyperlab.evaluate import evaluate
 
     run = tmp_path / "cv"

@@ -85,8 +85,13 @@ class CheckMonitors(L.Callback):
     before training and logs every `val/*` key, so the check happens there (train/* keys appear only later).
     """
 
+    def __init__(self, optimized_metric: str | None = None):
+        self.optimized_metric = optimized_metric  # what train() returns to a sweeper, e.g. val/r2 for regression
+
     def on_sanity_check_end(self, trainer, pl_module) -> None:
         watchers = [(type(cb).__name__, getattr(cb, "monitor", None)) for cb in trainer.callbacks]
+        if self.optimized_metric and self.optimized_metric.startswith("val/"):
+            watchers.append(("optimized_metric", self.optimized_metric))
         watchers += [(type(c.scheduler).__name__, c.monitor) for c in trainer.lr_scheduler_configs]
         logged = sorted(trainer.callback_metrics)
         for name, key in watchers:

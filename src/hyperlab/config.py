@@ -30,6 +30,8 @@ class TrainConfig:
     seed: int = 42
     lr: float = 1e-3
     weight_decay: float = 0.0
+    no_decay_bias_norm: bool = False
+    regularization: Any = None
     batch_size: int = 64
     train: bool = True
     test: bool = True
@@ -40,6 +42,8 @@ class TrainConfig:
     # config groups, typed by their own files
     data: Any = None
     model: Any = None
+    loss: Any = None
+    augment: Any = None
     optimizer: Any = None
     scheduler: Any = None
     trainer: Any = None

@@ -9,8 +9,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from hyperlab import runs
 from hyperlab.checkpoints import check_matches, load_checkpoint
-from hyperlab.classifier import classification_metrics
 from hyperlab.config import ConfigError
+from hyperlab.supervised import classification_metrics
 from hyperlab.train import build_module
 
 

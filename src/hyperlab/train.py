@@ -5,6 +5,7 @@ Trainer from their config groups; fit; score the best checkpoint on val and test
 """
 
 import copy
+import inspect
 import logging
 import os
 import statistics
@@ -18,15 +19,15 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from hyperlab import runs
 from hyperlab.callbacks import CheckMonitors, RestoreRNG, StopOnNonFiniteLoss, StoreRunConfig
 from hyperlab.checkpoints import check_matches, load_checkpoint
-from hyperlab.classifier import Classifier
 from hyperlab.config import ConfigError, in_multirun
+from hyperlab.supervised import Supervised
 
 # `import lightning` gives the "lightning" logger a console handler of its own; under Hydra the root logger
 # already prints (and writes <run>/<task_name>.log), so without this every Lightning line appears twice.
@@ -41,16 +42,53 @@ def _entries(group: DictConfig | None) -> list[tuple[str, DictConfig]]:
     return [(name, node) for name, node in (group or {}).items() if node is not None and "_target_" in node]
 
 
-def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
-    """Data first: the network's input shape and class count are read from it, never hard-coded."""
-    datamodule = instantiate(cfg.data)
+def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
+    """Data first: the network's input shape, output size and the loss's class counts are read from it."""
+    augment = instantiate(cfg.augment) if cfg.get("augment") else None
+    datamodule = instantiate(cfg.data, augment=augment)
     datamodule.setup("fit")
-    net = instantiate(cfg.model, in_shape=datamodule.input_shape, num_classes=datamodule.num_classes)
+    loss = build_loss(cfg.loss, datamodule)
+    token_data = {"vocab_size": datamodule.vocab_size} if datamodule.vocab_size else {}
+    if token_data and "vocab_size" not in inspect.signature(get_class(cfg.model._target_)).parameters:
+        raise ConfigError("this dataset is token ids for language modelling: use model=lstm or model=transformer")
+    net = instantiate(
+        cfg.model, in_shape=datamodule.input_shape, num_classes=loss.out_features(datamodule.num_classes), **token_data
+    )
+    tbptt_steps = getattr(net, "tbptt_steps", None)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    module = Classifier(
-        net, optimizer=instantiate(cfg.optimizer), scheduler=scheduler, num_classes=datamodule.num_classes
+    if tbptt_steps and (scheduler is not None and "plateau" in cfg.scheduler._target_):
+        raise ConfigError("model.tbptt_steps steps its LR schedule per chunk: scheduler=plateau is not supported")
+    regularization = cfg.get("regularization") or {}
+    module = Supervised(
+        net,
+        loss,
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=scheduler,
+        task=datamodule.task,
+        num_classes=datamodule.num_classes,
+        l1=regularization.get("l1", 0.0),
+        l2=regularization.get("l2", 0.0),
+        no_decay_bias_norm=cfg.get("no_decay_bias_norm", False),
+        tbptt_steps=tbptt_steps,
     )
     return datamodule, module
+
+
+def build_loss(loss_cfg: DictConfig, datamodule) -> torch.nn.Module:
+    """The loss, checked against the data's task; `class_weights: balanced` reads the train split's counts."""
+    loss_cls = get_class(loss_cfg._target_)
+    if datamodule.task not in loss_cls.tasks:
+        name = loss_cls.__name__
+        raise ConfigError(
+            f"loss {name} does not fit data.task={datamodule.task}; losses for it: "
+            + {"regression": "loss=mse", "classification": "loss=cross_entropy, loss=bce"}.get(
+                datamodule.task, "loss=cross_entropy"
+            )
+        )
+    if loss_cfg.get("class_weights") is None:
+        return instantiate(loss_cfg)
+    counts = torch.bincount(datamodule.train_targets, minlength=datamodule.num_classes)
+    return instantiate(loss_cfg, class_counts=counts)
 
 
 def build_trainer(cfg: DictConfig, config: dict) -> L.Trainer:
@@ -58,7 +96,7 @@ def build_trainer(cfg: DictConfig, config: dict) -> L.Trainer:
         StoreRunConfig(config),
         RestoreRNG(),
         StopOnNonFiniteLoss(),
-        CheckMonitors(),
+        CheckMonitors(cfg.get("optimized_metric")),
     ]
     if OmegaConf.select(cfg, "trial.number") is not None:  # a job of the study sweeper: report to its trial
         from hyperlab.study import ReportToTrial  # optuna loads only for sweeps
@@ -149,7 +187,7 @@ def one_job_per_ddp_launch(output_dir: Path) -> Iterator[None]:
         os.environ.update(environ)
 
 
-def fit_and_score(cfg: DictConfig, trainer: L.Trainer, module: Classifier, datamodule, ckpt_path: str | None):
+def fit_and_score(cfg: DictConfig, trainer: L.Trainer, module: Supervised, datamodule, ckpt_path: str | None):
     """Fit, then score the best checkpoint when one was kept, else (callbacks=none, debug=fdr) the final weights."""
     start = time.perf_counter()
     if cfg.train:
@@ -179,7 +217,7 @@ def train_once(cfg: DictConfig) -> dict:
     try:
         datamodule, module = build_module(cfg)
         trainer = build_trainer(cfg, config)
-    except InstantiationException as error:  # e.g. model=cnn on tabular data, an unknown activation
+    except (InstantiationException, ValueError) as error:  # e.g. model=cnn on tabular data, loss=bce on 10 classes
         raise ConfigError(str(error)) from error
     if ckpt_path:  # a corrupt file or another model's weights: say so now, not inside Lightning's restore
         check_matches(module, load_checkpoint(ckpt_path, mmap=True), ckpt_path)

@@ -1,5 +1,5 @@
-"""Data modules: they know nothing of models and expose `num_classes` and `input_shape` for them."""
+"""Data modules: they know nothing of models and expose `num_classes`, `input_shape` and `task` for them."""
 
-from hyperlab.data.arrays import ArrayDataModule, EpochSeededSampler
+from hyperlab.data.arrays import ArrayDataModule, EpochSeededSampler, TensorBatches
 
-__all__ = ["ArrayDataModule", "EpochSeededSampler"]
+__all__ = ["ArrayDataModule", "EpochSeededSampler", "TensorBatches"]

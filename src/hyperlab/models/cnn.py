@@ -19,6 +19,7 @@ class CNN(nn.Module):
         dropout: float = 0.0,
         norm: str = "batch",
         init: str = "default",
+        spectral_norm: bool = False,
     ):
         super().__init__()
         if len(in_shape) != 3:
@@ -44,6 +45,8 @@ class CNN(nn.Module):
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels, num_classes)
         )
         layers.initialize(self, init, activation)
+        if spectral_norm:
+            layers.spectral_norm(self)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, num_classes) logits
         return self.head(self.features(x))

@@ -2,7 +2,7 @@
 
 import math
 
-from torch import nn
+from torch import Tensor, nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 NORMS = ("none", "batch", "layer")
@@ -38,21 +38,51 @@ def check_dropout(p: float) -> float:
 
 
 def initialize(net: nn.Module, scheme: str, activation_name: str) -> None:
-    """Re-initialise every Linear/Conv weight (biases to zero); 'default' keeps PyTorch's own init."""
+    """Re-initialise every Linear/Conv/LSTM weight (biases to zero); 'default' keeps PyTorch's own init."""
     _choose("model.init", scheme, INITS)
     if scheme == "default":
         return
     # kaiming's gain follows the activation; leaky_relu uses PyTorch's default slope 0.01.
     nonlinearity = activation_name if activation_name in ("relu", "leaky_relu", "tanh", "sigmoid") else "relu"
     for module in net.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d, nn.LSTM)):
+            for name, parameter in module.named_parameters(recurse=False):
+                if name.startswith("bias"):
+                    nn.init.zeros_(parameter)
+                elif scheme == "xavier":
+                    nn.init.xavier_uniform_(parameter)
+                elif scheme == "kaiming":
+                    a = 0.01 if nonlinearity == "leaky_relu" else 0
+                    nn.init.kaiming_normal_(parameter, a=a, nonlinearity=nonlinearity)
+                else:
+                    nn.init.orthogonal_(parameter, gain=math.sqrt(2.0) if nonlinearity == "relu" else 1.0)
+
+
+def spectral_norm(net: nn.Module) -> None:
+    """Constrain every Linear/Conv weight to spectral norm 1 (torch's parametrization, one power iteration per
+    forward): a Lipschitz bound on the network, used for GAN critics and calibrated classifiers."""
+    for module in list(net.modules()):
         if isinstance(module, (nn.Linear, nn.Conv2d)):
-            if scheme == "xavier":
-                nn.init.xavier_uniform_(module.weight)
-            elif scheme == "kaiming":
-                nn.init.kaiming_normal_(
-                    module.weight, a=0.01 if nonlinearity == "leaky_relu" else 0, nonlinearity=nonlinearity
-                )
-            else:
-                nn.init.orthogonal_(module.weight, gain=math.sqrt(2.0) if nonlinearity == "relu" else 1.0)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
+            nn.utils.parametrizations.spectral_norm(module)
+
+
+def sequence_norm(name: str, features: int) -> nn.Module:
+    """Normalisation for sequence models: layer norm or none (batch norm across time steps is not used there)."""
+    kind = _choose("model.norm", name, ("none", "layer"))
+    return nn.LayerNorm(features) if kind == "layer" else nn.Identity()
+
+
+def sequence_shape(in_shape: tuple[int, ...]) -> tuple[int, int]:
+    """(steps, features per step) a sequence model reads from a non-token input: an image (C, H, W) row by row
+    (H steps of C*W values), a table (F,) one feature at a time (F steps of 1 value)."""
+    if len(in_shape) == 3:
+        channels, height, width = in_shape
+        return height, channels * width
+    if len(in_shape) == 1:
+        return in_shape[0], 1
+    raise ValueError(f"sequence models read images (C, H, W), tables (F,) or token ids; got shape {tuple(in_shape)}")
+
+
+def to_steps(x: Tensor) -> Tensor:
+    """(B, C, H, W) -> (B, H, C*W) rows; (B, F) -> (B, F, 1). See `sequence_shape`."""
+    return x.permute(0, 2, 1, 3).flatten(2) if x.ndim == 4 else x.unsqueeze(-1)

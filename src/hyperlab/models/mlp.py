@@ -22,6 +22,7 @@ class MLP(nn.Module):
         dropout: float = 0.0,
         norm: str = "none",
         init: str = "default",
+        spectral_norm: bool = False,
     ):
         super().__init__()
         if depth < 0 or width < 1:
@@ -37,6 +38,8 @@ class MLP(nn.Module):
         blocks.append(nn.Linear(features, num_classes))
         self.layers = nn.Sequential(*blocks)
         layers.initialize(self, init, activation)
+        if spectral_norm:
+            layers.spectral_norm(self)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, *in_shape) -> (B, num_classes) logits
         return self.layers(x)

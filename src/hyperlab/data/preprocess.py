@@ -1,0 +1,76 @@
+"""Preprocessing of in-memory arrays, each step a small function over numpy arrays `(x, y)` (and row weights).
+
+ArrayDataModule runs them in this order: `clean` and `make_imbalanced` on the whole table (so duplicates cannot
+straddle splits), then the split, then `remove_outliers` and `resample` on the train split only (val and test
+keep every row: a model is scored on the data as it comes), then standardisation and `smooth_images`.
+"""
+
+import numpy as np
+
+OUTLIER_METHODS = ("isolation_forest",)
+RESAMPLERS = ("oversample", "undersample", "smote")
+
+
+def clean(x: np.ndarray, y: np.ndarray, drop_nan_rows: bool, drop_duplicates: bool) -> np.ndarray:
+    """Indices of the rows to keep: rows with a NaN anywhere (features or target), then repeated feature rows
+    (the first one stays)."""
+    keep = np.arange(len(x))
+    if drop_nan_rows:
+        finite = ~np.isnan(x.reshape(len(x), -1)).any(1) & ~np.isnan(y.reshape(len(y), -1).astype(float)).any(1)
+        keep = keep[finite]
+    if drop_duplicates:
+        _, first = np.unique(x[keep].reshape(len(keep), -1), axis=0, return_index=True)
+        keep = keep[np.sort(first)]
+    return keep
+
+
+def make_imbalanced(y: np.ndarray, ratio: float, seed: int) -> np.ndarray:
+    """Indices of a long-tailed subset: class c (of k) keeps a fraction `ratio ** (c / (k - 1))` of its rows, so
+    class 0 keeps all and the last class keeps `ratio` of them (imbalanced-learn's `make_imbalance` with that
+    per-class count)."""
+    from imblearn.datasets import make_imbalance
+
+    classes, counts = np.unique(y, return_counts=True)
+    wanted = {
+        int(c): max(1, round(n * ratio ** (i / max(len(classes) - 1, 1))))
+        for i, (c, n) in enumerate(zip(classes, counts, strict=True))
+    }
+    index = np.arange(len(y)).reshape(-1, 1)
+    kept, _ = make_imbalance(index, y, sampling_strategy=wanted, random_state=seed)
+    return np.sort(kept.ravel())
+
+
+def remove_outliers(x: np.ndarray, method: str, fraction: float, seed: int) -> np.ndarray:
+    """Indices of the rows an isolation forest fitted on these rows calls inliers (`fraction` = contamination)."""
+    from sklearn.ensemble import IsolationForest
+
+    if method not in OUTLIER_METHODS:
+        raise ValueError(f"data.outliers={method!r} is not one of: null, {', '.join(OUTLIER_METHODS)}")
+    forest = IsolationForest(contamination=fraction, random_state=seed)
+    return np.flatnonzero(forest.fit_predict(x.reshape(len(x), -1)) == 1)
+
+
+def resample(x: np.ndarray, y: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Balance the classes of a (train) split with imbalanced-learn: random over- or under-sampling repeats or
+    drops rows; SMOTE adds synthetic rows interpolated between same-class neighbours."""
+    from imblearn.over_sampling import SMOTE, RandomOverSampler
+    from imblearn.under_sampling import RandomUnderSampler
+
+    samplers = {"oversample": RandomOverSampler, "undersample": RandomUnderSampler, "smote": SMOTE}
+    if method not in samplers:
+        raise ValueError(f"data.sampler={method!r} is not one of: null, weighted, {', '.join(RESAMPLERS)}")
+    flat, y = samplers[method](random_state=seed).fit_resample(x.reshape(len(x), -1), y)
+    return flat.reshape(-1, *x.shape[1:]), y
+
+
+def smooth_images(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of each image over its two spatial axes (N, C, H, W): averages out pixel noise."""
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(x, sigma=(0, 0, sigma, sigma), mode="nearest")
+
+
+def balanced_weights(y: np.ndarray) -> np.ndarray:
+    """Per-row sampling weights that make every class equally likely (inverse class frequency)."""
+    counts = np.bincount(y)
+    return 1.0 / counts[y]

@@ -1,0 +1,76 @@
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from hyperlab.models import layers
+
+
+class ResidualBlock(nn.Module):
+    """conv3x3 -> norm -> act -> conv3x3 -> norm, plus the input (1x1-projected when the shape changes), -> act."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, norm: str, activation: str):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+            layers.norm_2d(norm, out_channels),
+            layers.activation(activation),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            layers.norm_2d(norm, out_channels),
+        )
+        self.shortcut = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), layers.norm_2d(norm, out_channels)
+            )
+        self.act = layers.activation(activation)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.body(x) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """A small residual network for small images (8x8 digits, 28x28): a conv3x3 stem, then one stage per entry
+    of `channels` with `blocks` residual blocks each (every stage after the first halves the map while it is
+    wider than 1 pixel), global average pooling, dropout and a linear head."""
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        num_classes: int,
+        channels: Sequence[int] = (32, 64),
+        blocks: int = 1,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        norm: str = "batch",
+        init: str = "kaiming",
+        spectral_norm: bool = False,
+    ):
+        super().__init__()
+        if len(in_shape) != 3:
+            raise ValueError(
+                f"model=resnet needs image data of shape (C, H, W); this dataset gives {tuple(in_shape)}. "
+                "Use data=digits or model=mlp."
+            )
+        if blocks < 1 or not channels:
+            raise ValueError(f"model.blocks={blocks} must be >= 1 and model.channels non-empty")
+        layers.check_dropout(dropout)
+        in_channels, width, _ = in_shape
+        stem = [nn.Conv2d(in_channels, channels[0], 3, padding=1, bias=False), layers.norm_2d(norm, channels[0])]
+        stages: list[nn.Module] = [*stem, layers.activation(activation)]
+        in_channels = channels[0]
+        for i, out_channels in enumerate(channels):
+            stride = 2 if i > 0 and width > 1 else 1
+            width = (width + 1) // 2 if stride == 2 else width
+            for b in range(blocks):
+                stages.append(ResidualBlock(in_channels, out_channels, stride if b == 0 else 1, norm, activation))
+                in_channels = out_channels
+        self.features = nn.Sequential(*stages)
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels, num_classes)
+        )
+        layers.initialize(self, init, activation)
+        if spectral_norm:
+            layers.spectral_norm(self)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, num_classes) logits
+        return self.head(self.features(x))

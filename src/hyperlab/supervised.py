@@ -1,0 +1,156 @@
+import math
+from collections.abc import Callable, Iterable
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassAUROC,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter] | list[dict]], torch.optim.Optimizer]
+# (optimizer, total_steps) -> a Lightning lr_scheduler config or a list of them; see hyperlab.schedules
+SchedulerFactory = Callable[[torch.optim.Optimizer, int], dict | list[dict]]
+
+
+def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
+    """Accuracy (micro) and macro precision / recall / F1 / AUROC, all fed class probabilities."""
+    return MetricCollection(
+        {
+            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "precision": MulticlassPrecision(num_classes, average="macro"),
+            "recall": MulticlassRecall(num_classes, average="macro"),
+            "f1": MulticlassF1Score(num_classes, average="macro"),
+            "auroc": MulticlassAUROC(num_classes, average="macro"),
+        },
+        prefix=prefix,
+    )
+
+
+def task_metrics(task: str, num_classes: int, prefix: str) -> MetricCollection:
+    """What is scored per task: classification metrics; MSE/MAE/R^2 for regression (on the standardised target);
+    next-token accuracy for a language model (its perplexity is exp(loss), the loss being nats per token)."""
+    if task == "regression":
+        return MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()}, prefix=prefix)
+    if task == "language_model":
+        return MetricCollection({"acc": MulticlassAccuracy(num_classes, average="micro")}, prefix=prefix)
+    return classification_metrics(num_classes, prefix)
+
+
+class Supervised(L.LightningModule):
+    """Training of `net` under `loss` plus L1/L2 penalties, with the optimizer and LR schedule the caller built.
+
+    Only plain values reach `save_hyperparameters`, so checkpoints load with `torch.load(weights_only=True)`:
+    the network, loss, optimizer and scheduler are rebuilt from the run's config, never unpickled.
+    With `tbptt_steps` (sequence models over per-position targets) it optimises manually: each batch is cut
+    into chunks of that many steps, one optimizer step per chunk, the recurrent state carried across chunks
+    but detached, so no gradient flows further back than `tbptt_steps` positions.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        task: str = "classification",
+        num_classes: int = 10,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        no_decay_bias_norm: bool = False,
+        tbptt_steps: int | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"])
+        self.net, self.loss = net, loss
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.task, self.l1, self.l2 = task, l1, l2
+        self.no_decay_bias_norm, self.tbptt_steps = no_decay_bias_norm, tbptt_steps
+        self.automatic_optimization = tbptt_steps is None
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro") if task != "regression" else None
+        self.val_metrics = task_metrics(task, num_classes, "val/")
+        self.test_metrics = task_metrics(task, num_classes, "test/")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def penalty(self) -> Tensor | float:
+        """l1 * sum|W| + l2 * sum W^2 over the weight matrices and kernels (biases and norm scales are free)."""
+        if not (self.l1 or self.l2):
+            return 0.0
+        weights = [p for p in self.net.parameters() if p.ndim >= 2]
+        return self.l1 * sum(w.abs().sum() for w in weights) + self.l2 * sum(w.pow(2).sum() for w in weights)
+
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        if self.tbptt_steps:
+            return self._truncated_bptt(batch)
+        x, y, *sample_weight = batch
+        output = self.net(x)
+        loss = self.loss(output, y, *sample_weight) + self.penalty()
+        self._log_train(loss, output, y)
+        return loss
+
+    def _truncated_bptt(self, batch: tuple[Tensor, ...]) -> Tensor:
+        x, y = batch[:2]
+        optimizer = self.optimizers()
+        state, total = None, 0.0
+        for x_chunk, y_chunk in zip(x.split(self.tbptt_steps, 1), y.split(self.tbptt_steps, 1), strict=True):
+            output, state = self.net.step(x_chunk, state)
+            loss = self.loss(output, y_chunk) + self.penalty()
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+            for config in self.trainer.lr_scheduler_configs:  # manual optimisation steps its schedules itself
+                config.scheduler.step()
+            state = tuple(s.detach() for s in state)  # the truncation
+            total = total + loss.detach() * x_chunk.shape[1]
+        loss = total / x.shape[1]
+        self._log_train(loss, output, y_chunk)
+        return loss
+
+    def _log_train(self, loss: Tensor, output: Tensor, y: Tensor) -> None:
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        if self.train_acc is not None:
+            self.train_acc(self.loss.scores(output.detach()), y)
+            self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+
+    def _evaluate(self, batch: tuple[Tensor, ...], metrics: MetricCollection, stage: str) -> None:
+        x, y, *sample_weight = batch
+        output = self.net(x)
+        metrics.update(self.loss.scores(output), y)
+        loss = self.loss(output, y, *sample_weight)
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log_dict(metrics, on_step=False, on_epoch=True)
+
+    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val")
+
+    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics, "test")
+
+    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        return self.loss.scores(self.net(batch[0]))  # (B, num_classes) probabilities; (B,) for regression
+
+    def parameter_groups(self) -> list[dict]:
+        """One group; or, with `no_decay_bias_norm`, biases and norm scales (1-D parameters) in a second group
+        with weight_decay 0, as is usual for transformers: decaying them only pulls the normalisation to 0."""
+        if not self.no_decay_bias_norm:
+            return [{"params": list(self.parameters())}]
+        decay = [p for p in self.parameters() if p.ndim >= 2]
+        no_decay = [p for p in self.parameters() if p.ndim < 2]
+        return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameter_groups())
+        if self.scheduler_factory is None:
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        if self.tbptt_steps:  # one optimizer step per chunk of the (B, T) batch
+            total_steps *= math.ceil(self.trainer.datamodule.input_shape[0] / self.tbptt_steps)
+        schedulers = self.scheduler_factory(optimizer, total_steps)
+        return [optimizer], schedulers if isinstance(schedulers, list) else [schedulers]

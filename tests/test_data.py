@@ -123,3 +123,224 @@ def test_k_folds_partition_train_and_val_and_keep_the_test_split():
 def test_bad_fold_settings_are_rejected():
     with pytest.raises(ValueError, match=r"data.num_folds=5 needs >= 2 folds and data.fold in \[0, 5\)"):
         ArrayDataModule(lambda: None, num_folds=5, fold=5)
+
+
+# --- serving batches: device-resident tensors vs DataLoader -------------------------------------------------------
+
+
+def test_device_resident_batches_equal_the_dataloader_batches():
+    from hyperlab.data import TensorBatches
+
+    fast, slow = digits(device_resident=True, batch_size=100), digits(device_resident=False, batch_size=100)
+    fast_loader, slow_loader = fast.train_dataloader(), slow.train_dataloader()
+    assert isinstance(fast_loader, TensorBatches) and isinstance(slow_loader, torch.utils.data.DataLoader)
+    for epoch in (0, 3):
+        fast_loader.sampler.set_epoch(epoch)
+        slow_loader.sampler.set_epoch(epoch)
+        fast_batches, slow_batches = list(fast_loader), list(slow_loader)
+        assert len(fast_batches) == len(slow_batches) == len(fast_loader) == 13
+        for (fx, fy), (sx, sy) in zip(fast_batches, slow_batches, strict=True):
+            assert torch.equal(fx, sx) and torch.equal(fy, sy)
+    val = list(fast.val_dataloader())  # in order: contiguous slices
+    assert torch.equal(torch.cat([x for x, _ in val]), fast.splits["val"].tensors[0])
+
+
+def test_device_resident_batches_shard_across_ranks():
+    from hyperlab.data import EpochSeededSampler, TensorBatches
+
+    x = torch.arange(11)
+    shards = [list(TensorBatches([x], 2, EpochSeededSampler(11, 0), rank, 2)) for rank in (0, 1)]
+    seen = [torch.cat([b[0] for b in shard]) for shard in shards]
+    assert len(seen[0]) == len(seen[1]) == 6 and len(shards[0]) == 3  # padded to 12, as DistributedSampler does
+    assert set(seen[0].tolist()) | set(seen[1].tolist()) == set(range(11))
+
+
+# --- imbalance, resampling, cleaning, outliers, smoothing -----------------------------------------------------------
+
+
+def class_counts(dm: ArrayDataModule, split: str = "train") -> np.ndarray:
+    return np.bincount(dm.splits[split].tensors[1].numpy(), minlength=10)
+
+
+def test_imbalance_makes_a_long_tail():
+    counts = np.bincount(digits(imbalance=0.1, stratify=True).splits["train"].tensors[1].numpy())
+    assert counts[0] > 100 and counts[9] < 0.15 * counts[0]  # class c keeps 0.1^(c/9) of its rows
+    assert len(digits().splits["train"]) == 1257 > len(digits(imbalance=0.1).splits["train"])
+
+
+def test_weighted_sampler_balances_the_classes_seen_in_an_epoch():
+    dm = digits(imbalance=0.1, sampler="weighted")
+    assert class_counts(dm)[9] < 0.2 * class_counts(dm)[0]
+    seen = np.bincount(torch.cat([y for _, y in dm.train_dataloader()]).numpy(), minlength=10)
+    assert seen.sum() == len(dm.splits["train"]) and seen.min() > 0.5 * seen.max()  # ~uniform draws
+    plain = np.bincount(torch.cat([y for _, y in digits(imbalance=0.1).train_dataloader()]).numpy(), minlength=10)
+    assert plain.min() < 0.2 * plain.max()
+
+
+@pytest.mark.parametrize("method", ["oversample", "undersample", "smote"])
+def test_resampling_balances_the_train_split_only(method):
+    dm, plain = digits(imbalance=0.2, sampler=method), digits(imbalance=0.2)
+    counts = class_counts(dm)
+    assert counts.min() == counts.max()
+    assert counts[0] == class_counts(plain).max() if method != "undersample" else counts[0] == class_counts(plain).min()
+    for split in ("val", "test"):  # the same rows (standardised with the resampled train statistics)
+        assert np.array_equal(dm.indices[split], plain.indices[split])
+        assert torch.equal(dm.splits[split].tensors[1], plain.splits[split].tensors[1])
+    if method == "smote":  # synthetic rows: not copies of existing ones
+        raw, raw_plain = digits(imbalance=0.2, sampler=method, normalize=False), digits(imbalance=0.2, normalize=False)
+        rows = {tuple(r) for r in raw_plain.splits["train"].tensors[0].flatten(1).tolist()}
+        new = [tuple(r) for r in raw.splits["train"].tensors[0].flatten(1).tolist() if tuple(r) not in rows]
+        assert len(new) == counts.sum() - class_counts(plain).sum()
+
+
+def test_outlier_removal_drops_train_rows_only():
+    dm, plain = digits(outliers="isolation_forest", outlier_fraction=0.1), digits()
+    assert len(dm.splits["train"]) == pytest.approx(0.9 * len(plain.splits["train"]), abs=2)
+    assert set(dm.indices["train"]) < set(plain.indices["train"])
+    assert np.array_equal(dm.indices["test"], plain.indices["test"])
+
+
+def test_cleaning_drops_nan_rows_and_duplicates():
+    x = np.arange(40, dtype=float).reshape(20, 2)
+    x[3, 1] = np.nan
+    x[7] = x[6]  # a duplicate of row 6
+    y = np.arange(20) % 2
+
+    def rows(**kwargs) -> int:
+        dm = ArrayDataModule(lambda: (x, y), stratify=False, val_fraction=0.2, test_fraction=0.2, **kwargs)
+        dm.setup()
+        return sum(len(s) for s in dm.splits.values())
+
+    assert rows() == 19 and rows(drop_duplicates=True) == 18 and rows(drop_nan_rows=False) == 20
+
+
+def test_gaussian_smoothing_blurs_images_and_needs_an_image():
+    raw, smooth = (
+        digits(image_shape=[1, 8, 8], normalize=False),
+        digits(image_shape=[1, 8, 8], normalize=False, smooth_sigma=1.0),
+    )
+    a, b = raw.splits["train"].tensors[0], smooth.splits["train"].tensors[0]
+    neighbours = lambda t: (t[..., 1:] - t[..., :-1]).abs().mean()  # noqa: E731
+    assert neighbours(b) < 0.6 * neighbours(a)  # smoother
+    assert b.mean().item() == pytest.approx(a.mean().item(), rel=0.02)  # a blur keeps the mass
+    with pytest.raises(ValueError, match="data.smooth_sigma=1.0 blurs images: it needs data.image_shape"):
+        ArrayDataModule(lambda: None, smooth_sigma=1.0)
+
+
+def test_row_weights_from_the_data_reach_the_batches():
+    x, y = load_digits(return_X_y=True)
+    w = np.linspace(0.5, 2.0, len(y))
+    dm = ArrayDataModule(lambda: (x, y, w), batch_size=8)
+    dm.setup()
+    xb, yb, wb = next(iter(dm.train_dataloader()))
+    order = dm.train_dataloader().sampler.order()[:8]
+    assert torch.allclose(wb, torch.as_tensor(w[dm.indices["train"][order]], dtype=torch.float32))
+
+
+# --- tasks, synthetic data, caching ---------------------------------------------------------------------------------
+
+
+def test_regression_target_is_standardised_with_train_statistics():
+    from sklearn.datasets import load_diabetes
+
+    dm = ArrayDataModule(lambda: load_diabetes(return_X_y=True), task="regression", stratify=False)
+    dm.setup()
+    y = dm.splits["train"].tensors[1]
+    assert y.dtype == torch.float32 and dm.num_classes == 1
+    assert abs(y.mean().item()) < 1e-5 and y.std().item() == pytest.approx(1.0, rel=1e-4)
+    with pytest.raises(ValueError, match="data.task=regression: data.stratify, data.sampler and data.imbalance"):
+        ArrayDataModule(lambda: None, task="regression", stratify=True)
+
+
+def test_text_windows_split_contiguously_with_a_character_vocabulary(make_cfg):
+    from hydra.utils import instantiate
+
+    dm = instantiate(make_cfg("data=text", "model=lstm").data)
+    dm.setup()
+    x, y = dm.splits["train"].tensors
+    assert x.dtype == torch.long and torch.equal(x[:, 1:], y[:, :-1])  # y is x shifted by one character
+    assert dm.vocab_size == dm.num_classes == 92 and dm.input_shape == (64,)
+    train, val, test = (dm.indices[s] for s in ("train", "val", "test"))
+    assert train.max() < val.min() and val.max() < test.min()  # train text, then val text, then test text
+
+
+def test_synthetic_data_is_seeded(make_cfg):
+    from hydra.utils import instantiate
+
+    def first_rows(*overrides):
+        dm = instantiate(make_cfg("data=synthetic", *overrides).data)
+        dm.setup()
+        return dm.splits["train"].tensors[0][:5], dm.num_classes, dm.input_shape
+
+    a, classes, shape = first_rows()
+    assert (classes, shape) == (4, (20,))
+    assert torch.equal(a, first_rows()[0])
+    assert not torch.equal(a, first_rows("data.load.random_state=1")[0])
+    assert first_rows("data.load.n_features=8", "data.load.n_informative=4", "data.load.n_redundant=2")[2] == (8,)
+
+
+def test_cache_dir_keeps_preprocessed_tensors_keyed_by_the_preprocessing(tmp_path):
+    calls = []
+
+    def load():
+        calls.append(1)
+        return load_digits(return_X_y=True)
+
+    def make(**kwargs):
+        dm = ArrayDataModule(load, cache_dir=str(tmp_path), **kwargs)
+        dm.setup()
+        return dm
+
+    first, second = make(), make()
+    assert len(calls) == 1 and (first.cache_hit, second.cache_hit) == (False, True)
+    assert torch.equal(first.splits["train"].tensors[0], second.splits["train"].tensors[0])
+    assert np.array_equal(first.indices["test"], second.indices["test"])
+    assert make(batch_size=7).cache_hit  # serving knobs do not change the tensors
+    assert not make(split_seed=1).cache_hit and len(calls) == 2  # preprocessing knobs do
+    assert len(list(tmp_path.glob("arrays-*.pt"))) == 2
+    torch.load(next(tmp_path.glob("arrays-*.pt")), weights_only=True)  # no pickle needed to read it
+
+
+# --- augmentation ---------------------------------------------------------------------------------------------------
+
+
+def test_augmentation_changes_training_batches_only():
+    from types import SimpleNamespace
+
+    from hyperlab.augment import ImageAugmentation
+
+    torch.manual_seed(0)
+    dm = digits(image_shape=[1, 8, 8], augment=ImageAugmentation(rotation=20, translate=0.1, erasing=1.0))
+    batch = next(iter(dm.train_dataloader()))
+    dm.trainer = SimpleNamespace(training=True)
+    x, y = dm.on_after_batch_transfer(batch, 0)
+    assert x.shape == batch[0].shape and torch.equal(y, batch[1])
+    changed = (x - batch[0]).flatten(1).abs().sum(1) > 1e-3
+    assert changed.all()  # erasing with p=1 touches every image
+    dm.trainer = SimpleNamespace(training=False)  # validating / testing
+    assert dm.on_after_batch_transfer(batch, 0)[0] is batch[0]
+    identity = ImageAugmentation()
+    assert torch.equal(identity(batch[0]), batch[0]) and len(identity.pipeline) == 0
+
+
+@pytest.mark.parametrize(
+    ("knob", "kornia_name"),
+    [
+        ({"hflip": 0.5}, "RandomHorizontalFlip"),
+        ({"vflip": 0.5}, "RandomVerticalFlip"),
+        ({"rotation": 10.0}, "RandomAffine"),
+        ({"translate": 0.1}, "RandomAffine"),
+        ({"scale": (0.8, 1.2)}, "RandomAffine"),
+        ({"crop_scale": (0.5, 1.0)}, "RandomResizedCrop"),
+        ({"erasing": 0.5}, "RandomErasing"),
+    ],
+)
+def test_each_augmentation_knob_adds_its_transform(knob, kornia_name):
+    from hyperlab.augment import ImageAugmentation
+
+    augment = ImageAugmentation(**knob)
+    torch.manual_seed(0)
+    x = torch.randn(64, 1, 8, 8)
+    out = augment(x)
+    assert [type(m).__name__ for m in augment.pipeline] == [kornia_name]
+    assert out.shape == x.shape and not torch.equal(out, x)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from hyperlab.models import CNN, MLP
+from hyperlab.models import CNN, LSTM, MLP, ResNet, Transformer
 
 
 def n_params(net: nn.Module) -> int:
@@ -23,7 +23,13 @@ def test_mlp_depth_width_set_parameter_count(depth, width):
     [("relu", nn.ReLU), ("leaky_relu", nn.LeakyReLU), ("gelu", nn.GELU), ("tanh", nn.Tanh), ("sigmoid", nn.Sigmoid)],
 )
 def test_activation(name, cls):
-    for net in (MLP((64,), 10, depth=2, activation=name), CNN((1, 8, 8), 10, activation=name)):
+    nets = (
+        MLP((64,), 10, depth=2, activation=name),
+        CNN((1, 8, 8), 10, activation=name),
+        ResNet((1, 8, 8), 10, activation=name),
+        Transformer((1, 8, 8), 10, activation=name),
+    )
+    for net in nets:
         acts = [m for m in net.modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.Tanh, nn.Sigmoid))]
         assert acts and all(type(m) is cls for m in acts)
 
@@ -32,6 +38,10 @@ def test_dropout_modules_and_p():
     assert not any(isinstance(m, nn.Dropout) for m in MLP((64,), 10, dropout=0.0).modules())
     drops = [m for m in MLP((64,), 10, depth=3, dropout=0.3).modules() if isinstance(m, nn.Dropout)]
     assert len(drops) == 3 and all(m.p == 0.3 for m in drops)
+    for net in (ResNet((1, 8, 8), 10, dropout=0.3), LSTM((1, 8, 8), 10, depth=2, dropout=0.3)):
+        assert {m.p for m in net.modules() if isinstance(m, nn.Dropout)} == {0.3}
+    assert LSTM((1, 8, 8), 10, depth=2, dropout=0.3).lstm.dropout == 0.3  # between the stacked layers too
+    assert {m.p for m in Transformer((1, 8, 8), 10, dropout=0.2).modules() if isinstance(m, nn.Dropout)} == {0.2}
 
 
 @pytest.mark.parametrize(
@@ -42,6 +52,73 @@ def test_norm(norm, mlp_cls, cnn_cls):
     assert sum(isinstance(m, cnn_cls) for m in CNN((1, 8, 8), 10, channels=[4, 8], norm=norm).modules()) == 2
     plain = MLP((64,), 10, depth=2, norm="none")
     assert not any(isinstance(m, (nn.BatchNorm1d, nn.LayerNorm)) for m in plain.modules())
+    # resnet: stem + 2 per block + 1 on the projecting shortcut of the second stage
+    assert sum(isinstance(m, cnn_cls) for m in ResNet((1, 8, 8), 10, channels=[4, 8], norm=norm).modules()) == 6
+
+
+def test_sequence_model_norms():
+    count = lambda net: sum(isinstance(m, nn.LayerNorm) for m in net.modules())  # noqa: E731
+    assert count(Transformer((1, 8, 8), 10, depth=2, norm="layer")) == 2 * 2 + 1  # two per block + final
+    assert count(Transformer((1, 8, 8), 10, depth=2, norm="none")) == 0
+    assert count(LSTM((1, 8, 8), 10, norm="layer")) == 1 and count(LSTM((1, 8, 8), 10)) == 0
+    with pytest.raises(ValueError, match="model.norm='batch' is not one of: none, layer"):
+        LSTM((1, 8, 8), 10, norm="batch")
+
+
+@pytest.mark.parametrize("make", [MLP, CNN, ResNet])
+def test_spectral_norm_parametrizes_every_weight(make):
+    from torch.nn.utils import parametrize
+
+    net = make((1, 8, 8), 10, spectral_norm=True)
+    layers = [m for m in net.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    assert layers and all(parametrize.is_parametrized(m, "weight") for m in layers)
+    assert not any(parametrize.is_parametrized(m) for m in make((1, 8, 8), 10).modules())
+    linear = next(m for m in layers if isinstance(m, nn.Linear))
+    net.train()
+    for _ in range(30):  # power iterations run in training forwards
+        net(torch.randn(4, 1, 8, 8))
+    assert torch.linalg.matrix_norm(linear.weight.detach(), ord=2).item() == pytest.approx(1.0, rel=0.05)
+
+
+def test_resnet_blocks_and_channels_set_the_residual_stages():
+    from hyperlab.models.resnet import ResidualBlock
+
+    net = ResNet((1, 8, 8), 10, channels=[8, 16, 32], blocks=2)
+    blocks = [m for m in net.modules() if isinstance(m, ResidualBlock)]
+    assert len(blocks) == 6 and [b.body[0].out_channels for b in blocks] == [8, 8, 16, 16, 32, 32]
+    assert sum(not isinstance(b.shortcut, nn.Identity) for b in blocks) == 2  # a projection per stage change
+    assert net.features(torch.zeros(1, 1, 8, 8)).shape == (1, 32, 2, 2)  # 8 -> 4 -> 2
+
+
+def test_tied_weights_share_one_tensor():
+    for make in (LSTM, Transformer):
+        tied = make((16,), 30, vocab_size=30, width=32, tie_weights=True)
+        assert tied.head.weight is tied.embed.weight
+        untied = make((16,), 30, vocab_size=30, width=32)
+        assert untied.head.weight is not untied.embed.weight
+        assert n_params(untied) - n_params(tied) == 30 * 32
+    with pytest.raises(ValueError, match="model.tie_weights and model.tbptt_steps need a language model"):
+        LSTM((1, 8, 8), 10, tie_weights=True)
+
+
+def test_language_models_predict_every_position_and_the_transformer_is_causal():
+    ids = torch.randint(0, 30, (2, 16))
+    for net in (LSTM((16,), 30, vocab_size=30, width=32), Transformer((16,), 30, vocab_size=30, width=32)):
+        net.eval()
+        logits = net(ids)
+        assert logits.shape == (2, 16, 30)
+        changed = ids.clone()
+        changed[:, 10:] = (changed[:, 10:] + 1) % 30  # the future must not change the past's predictions
+        assert torch.allclose(net(changed)[:, :10], logits[:, :10], atol=1e-5)
+        assert not torch.allclose(net(changed)[:, 10:], logits[:, 10:], atol=1e-5)
+
+
+def test_lstm_step_carries_the_state():
+    net = LSTM((16,), 30, vocab_size=30, width=32).eval()
+    ids = torch.randint(0, 30, (2, 16))
+    first, state = net.step(ids[:, :8])
+    second, _ = net.step(ids[:, 8:], state)
+    assert torch.allclose(torch.cat([first, second], 1), net(ids), atol=1e-5)  # chunked == whole
 
 
 def first_weight(net: nn.Module) -> torch.Tensor:
@@ -63,10 +140,22 @@ def test_init_schemes_set_weight_statistics():
     assert all(torch.count_nonzero(b) == 0 for b in biases)
 
 
+def test_lstm_init_reaches_the_recurrent_matrices():
+    torch.manual_seed(0)
+    recurrent = LSTM((1, 8, 8), 10, width=64, init="orthogonal").lstm.weight_hh_l0.detach()  # (4H, H)
+    assert torch.allclose(recurrent.T @ recurrent, torch.eye(64), atol=1e-4)
+    default = LSTM((1, 8, 8), 10, width=64).lstm.weight_hh_l0.detach()
+    assert not torch.allclose(default.T @ default, torch.eye(64), atol=1e-1)
+
+
 def test_input_shape_and_classes_come_from_arguments():
     assert MLP((30,), 2)(torch.zeros(5, 30)).shape == (5, 2)
     assert CNN((1, 8, 8), 10)(torch.zeros(5, 1, 8, 8)).shape == (5, 10)
     assert CNN((3, 28, 28), 7, channels=[4, 4, 4])(torch.zeros(2, 3, 28, 28)).shape == (2, 7)
+    assert ResNet((3, 28, 28), 7)(torch.zeros(2, 3, 28, 28)).shape == (2, 7)
+    for make in (Transformer, LSTM):  # images row by row, tables feature by feature
+        assert make((1, 8, 8), 10)(torch.zeros(5, 1, 8, 8)).shape == (5, 10)
+        assert make((30,), 2)(torch.zeros(5, 30)).shape == (5, 2)
 
 
 @pytest.mark.parametrize(

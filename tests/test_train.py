@@ -287,8 +287,8 @@ def test_cross_validation_trains_every_fold_and_reports_mean_and_std(make_cfg):
 
 
 def test_the_folds_of_a_cross_validated_run_evaluate_as_an_ensemble(make_cfg, tmp_path):
-    from hyperlab.supervised import classification_metrics
     from hyperlab.evaluate import evaluate
+    from hyperlab.supervised import classification_metrics
 
     run = tmp_path / "cv"
     train(make_cfg("data.num_folds=3", "trainer.max_epochs=2", output_dir=run))
@@ -303,3 +303,123 @@ def test_the_folds_of_a_cross_validated_run_evaluate_as_an_ensemble(make_cfg, tm
     recomputed = classification_metrics(10, "test/")(probs, targets)  # mean-of-probabilities file -> metrics
     assert metrics["test/acc"] == pytest.approx(recomputed["test/acc"].item(), abs=1e-6)
     assert 0.8 < metrics["test/vote_acc"] <= 1.0
+
+
+def test_accumulated_gradients_give_the_same_update_as_one_big_batch(make_cfg):
+    def one_update(batch_size: int, accumulate: int) -> list[torch.Tensor]:
+        cfg = make_cfg(
+            "optimizer=sgd",
+            "lr=0.5",
+            f"batch_size={batch_size}",
+            f"trainer.accumulate_grad_batches={accumulate}",
+            "trainer.max_steps=1",
+            "++trainer.num_sanity_val_steps=0",
+            "++trainer.limit_val_batches=0",
+            "callbacks=none",
+            "logger=[]",
+        )
+        L.seed_everything(0)
+        datamodule, module = build_module(cfg)
+        build_trainer(cfg, {}).fit(module, datamodule=datamodule)
+        return [p.detach().clone() for p in module.parameters()]
+
+    big, accumulated, small = one_update(64, 1), one_update(32, 2), one_update(32, 1)
+    for a, b in zip(big, accumulated, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert max((a - c).abs().max().item() for a, c in zip(big, small, strict=True)) > 1e-3  # not trivially equal
+
+
+def test_device_resident_and_dataloader_paths_train_identically(make_cfg):
+    from hyperlab.data import TensorBatches
+
+    results = {}
+    for resident in (True, False):
+        cfg = make_cfg(f"data.device_resident={resident}", "model.dropout=0.2", "callbacks=none", "logger=[]")
+        L.seed_everything(0)
+        datamodule, module = build_module(cfg)
+        trainer = build_trainer(cfg, {})
+        trainer.fit(module, datamodule=datamodule)
+        assert isinstance(trainer.train_dataloader, TensorBatches) is resident  # the fast path is taken
+        results[resident] = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    assert results[True] == results[False]
+
+
+def test_augmentation_reaches_training_batches_and_never_validation(make_cfg):
+    cfg = make_cfg("augment=image", "augment.erasing=1.0", "trainer.max_steps=3", "callbacks=none", "logger=[]")
+    datamodule, module = build_module(cfg)
+    trainer = build_trainer(cfg, {})
+    seen = {True: [], False: []}
+    module.net.register_forward_pre_hook(lambda net, args: seen[net.training].append(args[0].clone()))
+    trainer.fit(module, datamodule=datamodule)
+    rows = {tuple(r) for r in datamodule.splits["train"].tensors[0].flatten(1).tolist()}
+    assert seen[True] and not any(tuple(r) in rows for x in seen[True] for r in x.flatten(1).tolist())
+    val_rows = {tuple(r) for r in datamodule.splits["val"].tensors[0].flatten(1).tolist()}
+    assert seen[False] and all(tuple(r) in val_rows for x in seen[False] for r in x.flatten(1).tolist())
+
+
+def test_truncated_bptt_bounds_the_backward_length_and_carries_the_state(make_cfg):
+    cfg = make_cfg(
+        "data=text",
+        "model=lstm",
+        "model.width=32",
+        "model.tbptt_steps=16",
+        "scheduler=cosine",
+        "trainer.max_epochs=1",
+        "++trainer.limit_train_batches=2",
+        "++trainer.limit_val_batches=1",
+        "callbacks=none",
+        "logger=[]",
+    )
+    datamodule, module = build_module(cfg)
+    trainer = build_trainer(cfg, {})
+    chunks = []
+    step = module.net.step
+
+    def recording_step(x, state=None):
+        if module.net.training:  # not the validation forwards
+            chunks.append(
+                (x.shape[1], None if state is None else (state[0].requires_grad, state[0].abs().sum().item()))
+            )
+        return step(x, state)
+
+    module.net.step = recording_step
+    trainer.fit(module, datamodule=datamodule)
+    assert trainer.global_step == 2 * 4  # one optimizer step per 16-character chunk of the 64-character windows
+    assert [length for length, _ in chunks] == [16] * 8
+    carried = [state for _, state in chunks if state is not None]
+    assert len(carried) == 2 * 3 and all(not grad and size > 0 for grad, size in carried)  # detached, not reset
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # cosine over all 8 steps
+
+
+def test_tbptt_refuses_what_manual_optimisation_cannot_apply(make_cfg):
+    from hyperlab.config import ConfigError, check
+
+    with pytest.raises(ConfigError, match="model.tbptt_steps optimises manually"):
+        check(make_cfg("data=text", "model=lstm", "model.tbptt_steps=8", "trainer.gradient_clip_val=1.0"))
+    with pytest.raises(Exception, match="need a language model over token data"):
+        build_module(make_cfg("model=lstm", "model.tbptt_steps=8"))
+    with pytest.raises(ConfigError, match="use model=lstm or model=transformer"):
+        build_module(make_cfg("data=text"))
+
+
+# Each model on the data that suits it, a short CPU run, clearly above chance (digits 0.1, text 1/92 or 0.17 for
+# always predicting a space, synthetic 0.25, breast cancer 0.63 for the majority class, regression R^2 0).
+MODELS_BEAT_CHANCE = [
+    (["model=resnet"], "test/acc", 0.9),
+    (["model=transformer"], "test/acc", 0.85),
+    (["model=lstm"], "test/acc", 0.85),
+    (["experiment=text_lstm", "trainer.max_epochs=10"], "test/acc", 0.3),
+    (["data=text", "model=transformer", "lr=3e-3", "trainer.max_epochs=10"], "test/acc", 0.3),
+    (["experiment=diabetes_mlp"], "test/r2", 0.3),
+    (["data=breast_cancer", "loss=bce"], "test/acc", 0.9),
+    (["data=synthetic"], "test/acc", 0.6),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("overrides", "metric", "floor"), MODELS_BEAT_CHANCE, ids=lambda v: " ".join(v) if isinstance(v, list) else None
+)
+def test_each_model_beats_chance_on_its_data(overrides, metric, floor, make_cfg):
+    train(make_cfg("trainer.max_epochs=10", *overrides, "logger=[]", fast=False))
+    assert runs.read_metrics(Path(make_cfg().paths.output_dir))[metric] > floor

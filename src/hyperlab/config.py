@@ -58,6 +58,9 @@ ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 OmegaConf.register_new_resolver("env_unset", lambda name: name not in os.environ, replace=True)
 
 RESUME_MODES = ("never", "auto")
+DATA_TASKS = ("classification", "regression", "language_model")
+SAMPLERS = ("weighted", "oversample", "undersample", "smote")  # data.sampler
+OUTLIER_METHODS = ("isolation_forest",)
 
 
 def _number(value) -> bool:
@@ -87,6 +90,19 @@ RULES = [
     ("trainer.gradient_clip_algorithm", lambda v: v in ("norm", "value"), "norm or value"),
     ("scheduler.warmup_steps", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     ("data.num_folds", lambda v: v is None or (_integer(v) and v >= 2), "null or an integer >= 2"),
+    ("data.task", lambda v: v in DATA_TASKS, " | ".join(DATA_TASKS)),
+    ("data.sampler", lambda v: v in (None, *SAMPLERS), "null | " + " | ".join(SAMPLERS)),
+    ("data.outliers", lambda v: v in (None, *OUTLIER_METHODS), "null | " + " | ".join(OUTLIER_METHODS)),
+    ("data.outlier_fraction", lambda v: _number(v) and 0 < v <= 0.5, "a number in (0, 0.5]"),
+    ("data.imbalance", lambda v: v is None or (_number(v) and 0 < v <= 1), "null or a number in (0, 1]"),
+    ("data.smooth_sigma", lambda v: _number(v) and v >= 0, "a number >= 0 (0 = off)"),
+    ("data.prefetch_factor", lambda v: v is None or (_integer(v) and v >= 1), "null or an integer >= 1"),
+    ("loss.label_smoothing", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("regularization.l1", lambda v: _number(v) and v >= 0, "a number >= 0"),
+    ("regularization.l2", lambda v: _number(v) and v >= 0, "a number >= 0"),
+    ("model.tbptt_steps", lambda v: v is None or (_integer(v) and v >= 1), "null or an integer >= 1"),
+    ("model.blocks", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("model.heads", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("resume", lambda v: v in RESUME_MODES, " or ".join(RESUME_MODES)),
     ("optimized_metric", lambda v: v is None or str(v).startswith(("val/", "test/")), "null or a val/* or test/* key"),
 ]
@@ -121,6 +137,20 @@ def check(cfg: DictConfig) -> None:
         raise ConfigError(
             f"data.fold={fold!r} is not allowed: must be null or an integer in [0, data.num_folds) "
             f"with data.num_folds set (data.num_folds={num_folds})"
+        )
+    if data.get("prefetch_factor") is not None and not data.get("num_workers"):
+        raise ConfigError("data.prefetch_factor needs worker processes: set data.num_workers >= 1")
+    if data.get("device_resident") and data.get("num_workers"):
+        raise ConfigError(
+            f"data.num_workers={data.num_workers} applies to DataLoaders: set data.device_resident=false to use them"
+        )
+    if OmegaConf.select(cfg, "model.tbptt_steps") and (
+        OmegaConf.select(cfg, "trainer.gradient_clip_val")
+        or OmegaConf.select(cfg, "trainer.accumulate_grad_batches", default=1) > 1
+    ):
+        raise ConfigError(
+            "model.tbptt_steps optimises manually, one step per chunk: trainer.gradient_clip_val and "
+            "trainer.accumulate_grad_batches > 1 are not applied there; unset them"
         )
     if cfg.get("test") and data.get("test_fraction") == 0:
         raise ConfigError("data.test_fraction=0 leaves no test split: set data.test_fraction > 0 or test=false")

@@ -124,15 +124,14 @@ def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
     return cfg.ckpt_path if cfg.train else None
 
 
-def flops_per_sample(net: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Forward FLOPs for one sample (torch.utils.flop_counter counts matmuls and convolutions)."""
+def flops_per_sample(net: torch.nn.Module, sample: torch.Tensor) -> int:
+    """Forward FLOPs for one sample, a (1, ...) batch (torch.utils.flop_counter counts matmuls and convolutions)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    parameter = next(net.parameters())
     was_training = net.training
     net.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net(torch.zeros(1, *input_shape, device=parameter.device, dtype=parameter.dtype))
+        net(sample.to(next(net.parameters()).device))
     net.train(was_training)
     return counter.get_total_flops()
 
@@ -233,7 +232,7 @@ def train_once(cfg: DictConfig) -> dict:
             "trainer/epoch": trainer.current_epoch,
             "time/train_s": round(train_s, 3),
             "model/params": sum(p.numel() for p in module.net.parameters()),
-            "model/flops": flops_per_sample(module.net, datamodule.input_shape),
+            "model/flops": flops_per_sample(module.net, datamodule.splits["train"].tensors[0][:1]),
             "memory/peak_mb": peak_memory_mb(),
             "ckpt/resumed_from": ckpt_path,
             **runs.provenance(Path(cfg.paths.root_dir)),

@@ -11,10 +11,8 @@ from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from torch import Tensor
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
+from hyperlab.config import DATA_TASKS, SAMPLERS
 from hyperlab.data import preprocess
-
-TASKS = ("classification", "regression", "language_model")
-SAMPLERS = ("weighted", *preprocess.RESAMPLERS)
 
 
 class EpochSeededSampler(Sampler[int]):
@@ -128,7 +126,7 @@ class ArrayDataModule(L.LightningDataModule):
         fold: int | None = None,
     ):
         super().__init__()
-        _check_choice("data.task", task, TASKS)
+        _check_choice("data.task", task, DATA_TASKS)
         if sampler is not None:
             _check_choice("data.sampler", sampler, SAMPLERS)
         if num_folds is not None and not (num_folds >= 2 and fold is not None and 0 <= fold < num_folds):

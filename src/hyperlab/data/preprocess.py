@@ -7,8 +7,7 @@ keep every row: a model is scored on the data as it comes), then standardisation
 
 import numpy as np
 
-OUTLIER_METHODS = ("isolation_forest",)
-RESAMPLERS = ("oversample", "undersample", "smote")
+from hyperlab.config import OUTLIER_METHODS, SAMPLERS
 
 
 def clean(x: np.ndarray, y: np.ndarray, drop_nan_rows: bool, drop_duplicates: bool) -> np.ndarray:
@@ -58,7 +57,7 @@ def resample(x: np.ndarray, y: np.ndarray, method: str, seed: int) -> tuple[np.n
 
     samplers = {"oversample": RandomOverSampler, "undersample": RandomUnderSampler, "smote": SMOTE}
     if method not in samplers:
-        raise ValueError(f"data.sampler={method!r} is not one of: null, weighted, {', '.join(RESAMPLERS)}")
+        raise ValueError(f"data.sampler={method!r} is not one of: null, {', '.join(SAMPLERS)}")
     flat, y = samplers[method](random_state=seed).fit_resample(x.reshape(len(x), -1), y)
     return flat.reshape(-1, *x.shape[1:]), y
 

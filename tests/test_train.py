@@ -402,14 +402,15 @@ def test_tbptt_refuses_what_manual_optimisation_cannot_apply(make_cfg):
         build_module(make_cfg("data=text"))
 
 
-# Each model on the data that suits it, a short CPU run, clearly above chance (digits 0.1, text 1/92 or 0.17 for
-# always predicting a space, synthetic 0.25, breast cancer 0.63 for the majority class, regression R^2 0).
+# Each model on the data that suits it, a short CPU run, clearly above chance: digits 0.1; text 0.21 for always
+# predicting the most frequent character, 0.30 for the best bigram table (counted on the train split);
+# synthetic 0.25; breast cancer 0.63 for the majority class; regression R^2 0 for predicting the mean.
 MODELS_BEAT_CHANCE = [
     (["model=resnet"], "test/acc", 0.9),
     (["model=transformer"], "test/acc", 0.85),
     (["model=lstm"], "test/acc", 0.85),
-    (["experiment=text_lstm", "trainer.max_epochs=10"], "test/acc", 0.3),
-    (["data=text", "model=transformer", "lr=3e-3", "trainer.max_epochs=10"], "test/acc", 0.3),
+    (["experiment=text_lstm", "trainer.max_epochs=10"], "test/acc", 0.35),
+    (["data=text", "model=transformer", "lr=3e-3", "batch_size=16"], "test/acc", 0.25),
     (["experiment=diabetes_mlp"], "test/r2", 0.3),
     (["data=breast_cancer", "loss=bce"], "test/acc", 0.9),
     (["data=synthetic"], "test/acc", 0.6),
@@ -421,5 +422,5 @@ MODELS_BEAT_CHANCE = [
     ("overrides", "metric", "floor"), MODELS_BEAT_CHANCE, ids=lambda v: " ".join(v) if isinstance(v, list) else None
 )
 def test_each_model_beats_chance_on_its_data(overrides, metric, floor, make_cfg):
-    train(make_cfg("trainer.max_epochs=10", *overrides, "logger=[]", fast=False))
+    train(make_cfg("trainer.max_epochs=10", *overrides, fast=False))
     assert runs.read_metrics(Path(make_cfg().paths.output_dir))[metric] > floor

@@ -15,8 +15,16 @@ from hyperlab.train import build_module
 
 
 def write_predictions(path: Path, indices, targets: torch.Tensor, probs: torch.Tensor) -> None:
+    """One row per test sample: index, target, prediction and, for classifiers, each class probability."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
+        if probs.ndim == 1:  # regression: the prediction itself (standardised units, as the target)
+            writer.writerow(["index", "target", "prediction"])
+            writer.writerows(
+                [int(i), f"{t:.6f}", f"{p:.6f}"]
+                for i, t, p in zip(indices, targets.tolist(), probs.tolist(), strict=True)
+            )
+            return
         writer.writerow(["index", "target", "prediction", *(f"prob_{c}" for c in range(probs.shape[1]))])
         for index, target, p in zip(indices, targets.tolist(), probs.tolist(), strict=True):
             writer.writerow([int(index), target, max(range(len(p)), key=p.__getitem__), *(f"{v:.6f}" for v in p)])
@@ -53,7 +61,7 @@ def evaluate(cfg: DictConfig) -> dict:
     else:
         datamodule, module = load_module(cfg.ckpt_path)
         metrics = dict(trainer.test(module, datamodule=datamodule, verbose=False)[0])
-        if cfg.predict:
+        if cfg.predict and module.task != "language_model":  # (windows, vocab, 64) per-character probabilities
             probs = torch.cat(trainer.predict(module, datamodule=datamodule))
             targets = datamodule.splits["test"].tensors[1]
             write_predictions(output_dir / "predictions.csv", datamodule.indices["test"], targets, probs)

@@ -37,6 +37,13 @@ test-slow: install
 
 test-full: test test-slow
 
+# Benchmarks (minutes; not part of the tests): each writes its section of bench/results.md.
+bench: install
+	$(PY) bench/step_throughput.py
+	$(PY) bench/startup.py
+	$(PY) bench/search_efficiency.py
+	$(PY) bench/sweep_workers.py
+
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .

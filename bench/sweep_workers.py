@@ -1,19 +1,19 @@
 """Sweep throughput: 8 short trials of one study with 1 worker vs 2 workers on this machine.
 
-    python bench/sweep_workers.py        # prints the figures and appends them to bench/results.md
+    python bench/sweep_workers.py        # prints the figures and writes them into bench/results.md
 
 Each configuration runs `python train.py -m hparams_search=random` (3 epochs of digits per trial) into a
 fresh study; 2 workers are two processes of the same command sharing the study, 1 torch thread each.
 The 1-worker run is repeated with 1 and with 2 torch threads, so the speed-up is not an artefact of threads.
 """
 
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
+
+from report import publish
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TRIALS = 8
@@ -49,19 +49,10 @@ def main() -> None:
         "2 workers, 1 thread each": run_study(2, 1),
     }
     base = results["1 worker, 2 threads"]
-    lines = [
-        f"## Sweep throughput ({N_TRIALS} trials, 3 epochs each), {date.today()}, {platform.machine()} "
-        f"with {__import__('os').cpu_count()} cores",
-        "Command: `python bench/sweep_workers.py`",
-        "",
-        "| configuration | wall s | speed-up |",
-        "|---|---|---|",
-    ]
-    lines += [f"| {name} | {seconds:.1f} | {base / seconds:.2f}x |" for name, seconds in results.items()]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    with open(ROOT / "bench" / "results.md", "a") as f:
-        f.write("\n" + text)
+    body = [f"{N_TRIALS} trials of `hparams_search=random`, 3 epochs each, wall seconds end to end.", ""]
+    body += ["| configuration | wall s | speed-up |", "|---|---|---|"]
+    body += [f"| {name} | {seconds:.1f} | {base / seconds:.2f}x |" for name, seconds in results.items()]
+    publish("Sweep throughput", "python bench/sweep_workers.py", body)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def test_composing_and_printing_the_config_imports_no_torch():
 BAD_INPUT_CLI = [
     (["optimizer=adamx"], ["Could not find 'optimizer/adamx'", "Available options in 'optimizer'", "adamw"]),
     (["foo=1"], ["Could not override 'foo'"]),
-    (["+foo=1"], ["unknown top-level key(s) foo", "known: augment, batch_size"]),
+    (["+foo=1"], ["unknown top-level key(s) foo", "known: adversarial, augment, batch_size"]),
     (["lr=abc"], ["Value 'abc' of type 'str' could not be converted to Float", "full_key: lr"]),
     (["lr=0"], ["lr=0.0 is not allowed: must be a number > 0"]),
     (["data.val_fraction=0.5", "data.test_fraction=0.5"], ["must sum to < 1"]),

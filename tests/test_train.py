@@ -79,6 +79,8 @@ def test_checkpoints_load_with_weights_only(run_dir):
             "l2": 0.0,
             "no_decay_bias_norm": False,
             "tbptt_steps": None,
+            "temperature": 4.0,
+            "alpha": 0.5,
         }
         assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == 0.002
 

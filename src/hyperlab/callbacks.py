@@ -97,3 +97,38 @@ class CheckMonitors(L.Callback):
         for name, key in watchers:
             if key and not key.startswith("train/") and key not in logged:
                 raise ConfigError(f"{name} monitors {key!r}, which is never logged; logged: {', '.join(logged)}")
+
+
+class GradNormLogger(L.Callback):
+    """Log the gradient norms the optimizer is about to use (after any clipping by Lightning happens later):
+    `grad/norm_total` and `grad/norm/<parameter>` (lightning.pytorch.utilities.grad_norm), every step."""
+
+    def __init__(self, norm_type: float = 2.0):
+        self.norm_type = norm_type
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        from lightning.pytorch.utilities import grad_norm
+
+        norms = grad_norm(pl_module.net, norm_type=self.norm_type)
+        total = norms.pop(f"grad_{float(self.norm_type)}_norm_total")
+        pl_module.log("grad/norm_total", total, on_step=True, on_epoch=False)
+        prefix = f"grad_{float(self.norm_type)}_norm/"
+        pl_module.log_dict(
+            {f"grad/norm/{k.removeprefix(prefix)}": v for k, v in norms.items()}, on_step=True, on_epoch=False
+        )
+
+
+class WeightHistograms(L.Callback):
+    """A histogram of every parameter tensor per training epoch, written with TensorBoard's `add_histogram`."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        self.writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        if not self.writers:
+            raise ConfigError("callbacks.weight_histograms writes to TensorBoard: add logger=tensorboard (or many)")
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        for name, parameter in pl_module.net.named_parameters():
+            for writer in self.writers:
+                writer.add_histogram(f"weights/{name}", parameter.detach().cpu(), global_step=trainer.current_epoch)

@@ -38,6 +38,12 @@ class TrainConfig:
     ckpt_path: str | None = None
     resume: str = "never"
     optimized_metric: str | None = "val/acc"
+    finetune: Any = None
+    distill: Any = None
+    adversarial: Any = None
+    tune: Any = None
+    quantize: str | None = None
+    interpret: Any = None
     trial: Any = None  # the study sweeper's trial for this job (hydra_plugins/study_sweeper)
     # config groups, typed by their own files
     data: Any = None
@@ -101,6 +107,16 @@ RULES = [
     ("regularization.l1", lambda v: _number(v) and v >= 0, "a number >= 0"),
     ("regularization.l2", lambda v: _number(v) and v >= 0, "a number >= 0"),
     ("model.tbptt_steps", lambda v: v is None or (_integer(v) and v >= 1), "null or an integer >= 1"),
+    ("finetune.scope", lambda v: v in ("all", "backbone"), "all or backbone"),
+    ("finetune.unfreeze_at_epoch", lambda v: v is None or (_integer(v) and v >= 0), "null or an integer >= 0"),
+    ("finetune.backbone_lr_scale", lambda v: _number(v) and v > 0, "a number > 0"),
+    ("distill.temperature", lambda v: _number(v) and v > 0, "a number > 0"),
+    ("distill.alpha", lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    ("adversarial.attack", lambda v: v in (None, "fgsm", "pgd"), "null | fgsm | pgd"),
+    ("adversarial.epsilon", lambda v: _number(v) and v > 0, "a number > 0"),
+    ("adversarial.steps", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("quantize", lambda v: v in (None, "dynamic"), "null or dynamic"),
+    ("interpret.samples", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     ("model.blocks", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("model.heads", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("resume", lambda v: v in RESUME_MODES, " or ".join(RESUME_MODES)),
@@ -152,6 +168,14 @@ def check(cfg: DictConfig) -> None:
             "model.tbptt_steps optimises manually, one step per chunk: trainer.gradient_clip_val and "
             "trainer.accumulate_grad_batches > 1 are not applied there; unset them"
         )
+    for key in ("finetune.init_from", "distill.teacher"):
+        path = OmegaConf.select(cfg, key)
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"{key}={path!r}: no such file")
+    if OmegaConf.select(cfg, "finetune.unfreeze_at_epoch") is not None and not OmegaConf.select(
+        cfg, "finetune.freeze_backbone"
+    ):
+        raise ConfigError("finetune.unfreeze_at_epoch unfreezes a frozen backbone: set finetune.freeze_backbone=true")
     if cfg.get("test") and data.get("test_fraction") == 0:
         raise ConfigError("data.test_fraction=0 leaves no test split: set data.test_fraction > 0 or test=false")
     ckpt_path = cfg.get("ckpt_path")

@@ -39,25 +39,34 @@ def load_module(path: str):
     return datamodule, module
 
 
-def fold_checkpoints(run_dir: Path) -> list[str]:
-    """The best checkpoint of every fold of a cross-validated run (`data.num_folds`), in fold order."""
-    folds = runs.read_metrics(run_dir).get("folds") if (run_dir / "metrics.json").is_file() else None
-    if not folds or any(f.get("ckpt/best") is None for f in folds):
+def ensemble_members(run_dir: Path, top_k: int, rank_by: str) -> list[str]:
+    """The checkpoints to ensemble from a directory: every fold's best checkpoint of a cross-validated run
+    (`data.num_folds`, in fold order), or the best checkpoints of the `top_k` jobs of a sweep ranked by their
+    metrics.json `rank_by` (highest first; lowest first for a loss)."""
+    if (run_dir / "metrics.json").is_file():
+        folds = runs.read_metrics(run_dir).get("folds")
+        if folds and all(f.get("ckpt/best") for f in folds):
+            return [f["ckpt/best"] for f in folds]
+    jobs = [runs.read_metrics(p.parent) for p in sorted(run_dir.glob("*/metrics.json"))]
+    jobs = [j for j in jobs if j.get("ckpt/best") and j.get(rank_by) is not None]
+    if not jobs:
         raise ConfigError(
-            f"ckpt_path={str(run_dir)!r} is a directory but not a cross-validated run with a best "
-            "checkpoint per fold (metrics.json 'folds')"
+            f"ckpt_path={str(run_dir)!r} is a directory but neither a cross-validated run (metrics.json 'folds') "
+            f"nor a sweep whose jobs have a best checkpoint and {rank_by!r} in their metrics.json"
         )
-    return [f["ckpt/best"] for f in folds]
+    jobs.sort(key=lambda j: j[rank_by], reverse="loss" not in rank_by)
+    return [j["ckpt/best"] for j in jobs[:top_k]]
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    """Test one checkpoint; or, for a cross-validated run directory, each fold's best checkpoint and their
-    ensemble. Every fold shares the run's test split, so members and ensemble are scored on the same rows."""
+    """Test one checkpoint; or, for a cross-validated run or a sweep directory, each member checkpoint and their
+    ensemble. Members share the test split (fixed data.split_seed), so all are scored on the same rows."""
     output_dir = Path(cfg.paths.output_dir)
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[], default_root_dir=str(output_dir))
     target = Path(cfg.ckpt_path)
     if target.is_dir():
-        metrics = evaluate_ensemble(trainer, fold_checkpoints(target), output_dir if cfg.predict else None)
+        members = ensemble_members(target, cfg.top_k, cfg.rank_by)
+        metrics = evaluate_ensemble(trainer, members, output_dir if cfg.predict else None)
     else:
         datamodule, module = load_module(cfg.ckpt_path)
         metrics = dict(trainer.test(module, datamodule=datamodule, verbose=False)[0])

@@ -115,3 +115,55 @@ class MeanSquaredError(nn.Module):
     @staticmethod
     def scores(output: Tensor) -> Tensor:
         return output.squeeze(-1)
+
+
+class MultiTask(nn.Module):
+    """Two heads on one shared trunk: the class, and a second label derived from it (`aux=parity`: class mod 2).
+
+    The network gets num_classes + 2 outputs: the first num_classes are the class head, the last 2 the parity
+    head (disjoint rows of the output layer, so two linear heads). loss = w0 * CE(class) + w1 * CE(parity);
+    the main metrics score the class head, `aux_acc` and the two task losses are logged beside them.
+    """
+
+    tasks = ("classification",)
+    AUX = {"parity": lambda y: y % 2}
+
+    def __init__(self, weights: Sequence[float] = (1.0, 0.5), aux: str = "parity", label_smoothing: float = 0.0):
+        super().__init__()
+        if aux not in self.AUX:
+            raise ValueError(f"loss.aux={aux!r} is not one of: {', '.join(self.AUX)}")
+        if len(weights) != 2 or min(weights) < 0:
+            raise ValueError(f"loss.weights={list(weights)} must be two numbers >= 0 (class task, aux task)")
+        self.weights, self.aux_target = tuple(weights), self.AUX[aux]
+        self.cross_entropy = CrossEntropy(label_smoothing=label_smoothing)
+
+    @staticmethod
+    def out_features(num_classes: int) -> int:
+        return num_classes + 2
+
+    def task_losses(self, output: Tensor, target: Tensor, sample_weight: Tensor | None = None) -> dict[str, Tensor]:
+        main, aux = output[..., :-2], output[..., -2:]
+        return {
+            "loss_main": self.cross_entropy(main, target, sample_weight),
+            "loss_aux": self.cross_entropy(aux, self.aux_target(target), sample_weight),
+        }
+
+    def forward(self, output: Tensor, target: Tensor, sample_weight: Tensor | None = None) -> Tensor:
+        losses = self.task_losses(output, target, sample_weight)
+        return self.weights[0] * losses["loss_main"] + self.weights[1] * losses["loss_aux"]
+
+    def task_metrics(self, output: Tensor, target: Tensor) -> dict[str, Tensor]:
+        aux_acc = (output[..., -2:].argmax(-1) == self.aux_target(target)).float().mean()
+        return {"aux_acc": aux_acc, **self.task_losses(output, target)}
+
+    @staticmethod
+    def scores(output: Tensor) -> Tensor:
+        return output[..., :-2].softmax(-1)
+
+
+def distillation(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """Knowledge distillation (Hinton et al. 2015): T^2 * KL(softmax(teacher / T) || softmax(student / T)), the
+    batch mean; T^2 keeps its gradients on the scale of the hard-label loss as T changes."""
+    t = temperature
+    student, teacher = F.log_softmax(student_logits / t, -1), F.log_softmax(teacher_logits / t, -1)
+    return F.kl_div(student, teacher, log_target=True, reduction="batchmean") * t * t

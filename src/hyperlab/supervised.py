@@ -13,6 +13,8 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from hyperlab.losses import distillation
+
 OptimizerFactory = Callable[[Iterable[nn.Parameter] | list[dict]], torch.optim.Optimizer]
 # (optimizer, total_steps) -> a Lightning lr_scheduler config or a list of them; see hyperlab.schedules
 SchedulerFactory = Callable[[torch.optim.Optimizer, int], dict | list[dict]]
@@ -64,14 +66,22 @@ class Supervised(L.LightningModule):
         l2: float = 0.0,
         no_decay_bias_norm: bool = False,
         tbptt_steps: int | None = None,
+        teacher: nn.Module | None = None,
+        temperature: float = 4.0,
+        alpha: float = 0.5,
+        adversary: Callable[[nn.Module, nn.Module, Tensor, Tensor], Tensor] | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "teacher", "adversary"])
         self.net, self.loss = net, loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.task, self.l1, self.l2 = task, l1, l2
         self.no_decay_bias_norm, self.tbptt_steps = no_decay_bias_norm, tbptt_steps
         self.automatic_optimization = tbptt_steps is None
+        # the teacher is not a submodule: never optimised, never in this model's checkpoints
+        self.__dict__["teacher"] = teacher.eval().requires_grad_(False) if teacher is not None else None
+        self.temperature, self.alpha, self.adversary = temperature, alpha, adversary
+        self.lr: float | None = None  # set by Lightning's LR finder (tune.lr); None keeps the optimizer's own
         self.train_acc = MulticlassAccuracy(num_classes, average="micro") if task != "regression" else None
         self.val_metrics = task_metrics(task, num_classes, "val/")
         self.test_metrics = task_metrics(task, num_classes, "test/")
@@ -90,10 +100,22 @@ class Supervised(L.LightningModule):
         if self.tbptt_steps:
             return self._truncated_bptt(batch)
         x, y, *sample_weight = batch
+        if self.adversary is not None:  # adversarial training: fit the worst case within the budget
+            x = self.adversary(self.net, self.loss, x, y)
         output = self.net(x)
         loss = self.loss(output, y, *sample_weight) + self.penalty()
+        if self.teacher is not None:
+            with torch.no_grad():
+                teacher_logits = self.teacher(x)
+            kd = distillation(output, teacher_logits, self.temperature)
+            self.log("train/kd_loss", kd, on_step=False, on_epoch=True)
+            loss = (1 - self.alpha) * loss + self.alpha * kd
         self._log_train(loss, output, y)
         return loss
+
+    def on_fit_start(self) -> None:
+        if self.teacher is not None:
+            self.teacher.to(self.device)
 
     def _truncated_bptt(self, batch: tuple[Tensor, ...]) -> Tensor:
         x, y = batch[:2]
@@ -126,6 +148,9 @@ class Supervised(L.LightningModule):
         loss = self.loss(output, y, *sample_weight)
         self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log_dict(metrics, on_step=False, on_epoch=True)
+        if hasattr(self.loss, "task_metrics"):  # multi-task: each head's own figures
+            extra = self.loss.task_metrics(output, y)
+            self.log_dict({f"{stage}/{k}": v for k, v in extra.items()}, on_epoch=True, sync_dist=True)
 
     def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         self._evaluate(batch, self.val_metrics, "val")
@@ -139,14 +164,15 @@ class Supervised(L.LightningModule):
     def parameter_groups(self) -> list[dict]:
         """One group; or, with `no_decay_bias_norm`, biases and norm scales (1-D parameters) in a second group
         with weight_decay 0, as is usual for transformers: decaying them only pulls the normalisation to 0."""
+        trainable = [p for p in self.parameters() if p.requires_grad]  # a frozen backbone joins later
         if not self.no_decay_bias_norm:
-            return [{"params": list(self.parameters())}]
-        decay = [p for p in self.parameters() if p.ndim >= 2]
-        no_decay = [p for p in self.parameters() if p.ndim < 2]
+            return [{"params": trainable}]
+        decay = [p for p in trainable if p.ndim >= 2]
+        no_decay = [p for p in trainable if p.ndim < 2]
         return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.parameter_groups())
+        optimizer = self.optimizer_factory(self.parameter_groups(), **({"lr": self.lr} if self.lr else {}))
         if self.scheduler_factory is None:
             return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)

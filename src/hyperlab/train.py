@@ -5,6 +5,7 @@ Trainer from their config groups; fit; score the best checkpoint on val and test
 """
 
 import copy
+import functools
 import inspect
 import logging
 import os
@@ -23,10 +24,11 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from hyperlab import runs
+from hyperlab import compression, interpret, robust, runs
 from hyperlab.callbacks import CheckMonitors, RestoreRNG, StopOnNonFiniteLoss, StoreRunConfig
 from hyperlab.checkpoints import check_matches, load_checkpoint
 from hyperlab.config import ConfigError, in_multirun
+from hyperlab.finetune import FreezeBackbone, load_initial_weights
 from hyperlab.supervised import Supervised
 
 # `import lightning` gives the "lightning" logger a console handler of its own; under Hydra the root logger
@@ -54,6 +56,10 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
     net = instantiate(
         cfg.model, in_shape=datamodule.input_shape, num_classes=loss.out_features(datamodule.num_classes), **token_data
     )
+    check_task_options(cfg, datamodule.task, tbptt=bool(OmegaConf.select(cfg, "model.tbptt_steps")))
+    finetune = cfg.get("finetune") or {}
+    if finetune.get("init_from"):  # warm start; cold start (the seeded init) otherwise
+        load_initial_weights(net, finetune.init_from, finetune.get("scope", "all"))
     tbptt_steps = getattr(net, "tbptt_steps", None)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     if tbptt_steps and (scheduler is not None and "plateau" in cfg.scheduler._target_):
@@ -70,8 +76,52 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
         l2=regularization.get("l2", 0.0),
         no_decay_bias_norm=cfg.get("no_decay_bias_norm", False),
         tbptt_steps=tbptt_steps,
+        **distillation_args(cfg.get("distill"), net, datamodule),
+        adversary=adversary(cfg.get("adversarial")),
     )
     return datamodule, module
+
+
+def check_task_options(cfg: DictConfig, task: str, tbptt: bool) -> None:
+    """Options that need class labels over float inputs, refused for other tasks before anything trains."""
+    classification_only = {
+        "adversarial.attack": OmegaConf.select(cfg, "adversarial.attack"),
+        "interpret.samples": OmegaConf.select(cfg, "interpret.samples"),
+        "quantize": cfg.get("quantize") if task == "regression" else None,
+    }
+    for key, value in classification_only.items():
+        if value and task != "classification" and not (key == "quantize" and task == "language_model"):
+            raise ConfigError(f"{key}={value} needs a classification task; data.task={task}")
+    if tbptt and (OmegaConf.select(cfg, "distill.teacher") or OmegaConf.select(cfg, "adversarial.attack")):
+        raise ConfigError("model.tbptt_steps trains chunk by chunk: distill.teacher and adversarial.* are not applied")
+    if OmegaConf.select(cfg, "interpret.samples") and "CrossEntropy" not in cfg.loss._target_:
+        raise ConfigError("interpret.samples attributes one logit per class: it needs loss=cross_entropy")
+
+
+def distillation_args(distill: DictConfig | None, net: torch.nn.Module, datamodule) -> dict:
+    """The teacher network of `distill.teacher` (another run's checkpoint, rebuilt from its own config)."""
+    if not distill or not distill.get("teacher"):
+        return {}
+    from hyperlab.evaluate import load_module  # a teacher is a whole trained run
+
+    _, teacher = load_module(distill.teacher)
+    sample = datamodule.splits["train"].tensors[0][:2]
+    student_shape, teacher_shape = net(sample).shape, teacher.net(sample).shape
+    if student_shape != teacher_shape:
+        raise ConfigError(
+            f"distill.teacher={distill.teacher!r} outputs {tuple(teacher_shape)[1:]} per sample, this network "
+            f"{tuple(student_shape)[1:]}: teacher and student must predict the same classes"
+        )
+    return {"teacher": teacher.net, "temperature": distill.temperature, "alpha": distill.alpha}
+
+
+def adversary(adversarial: DictConfig | None):
+    """The attack that replaces each training batch with its adversarial version (adversarial.train), or None."""
+    if not adversarial or not adversarial.get("attack") or not adversarial.get("train"):
+        return None
+    return functools.partial(
+        robust.perturb, attack=adversarial.attack, epsilon=adversarial.epsilon, steps=adversarial.steps
+    )
 
 
 def build_loss(loss_cfg: DictConfig, datamodule) -> torch.nn.Module:
@@ -98,6 +148,8 @@ def build_trainer(cfg: DictConfig, config: dict) -> L.Trainer:
         StopOnNonFiniteLoss(),
         CheckMonitors(cfg.get("optimized_metric")),
     ]
+    if OmegaConf.select(cfg, "finetune.freeze_backbone"):
+        callbacks.append(FreezeBackbone(cfg.finetune.unfreeze_at_epoch, cfg.finetune.backbone_lr_scale))
     if OmegaConf.select(cfg, "trial.number") is not None:  # a job of the study sweeper: report to its trial
         from hyperlab.study import ReportToTrial  # optuna loads only for sweeps
 
@@ -186,6 +238,55 @@ def one_job_per_ddp_launch(output_dir: Path) -> Iterator[None]:
         os.environ.update(environ)
 
 
+def tune(tune_cfg: DictConfig | None, trainer: L.Trainer, module: Supervised, datamodule) -> dict:
+    """Lightning's tuner before fit: the largest batch size that runs (power scaling) and the LR finder's
+    suggestion; both are then used for training and written to metrics.json."""
+    if not tune_cfg or not (tune_cfg.get("batch_size") or tune_cfg.get("lr")):
+        return {}
+    from lightning.pytorch.tuner import Tuner
+
+    tuner, tuned = Tuner(trainer), {}
+    if tune_cfg.batch_size:
+        tuned["tune/batch_size"] = tuner.scale_batch_size(module, datamodule=datamodule, mode="power", max_trials=6)
+    if tune_cfg.lr:
+        finder = tuner.lr_find(module, datamodule=datamodule, num_training=50, update_attr=True, attr_name="lr")
+        tuned["tune/lr"] = module.lr = finder.suggestion()
+    return tuned
+
+
+def after_fit(cfg: DictConfig, module: Supervised, datamodule, output_dir: Path) -> dict:
+    """Figures of the scored (best) weights beyond the metrics: sparsity, an int8 copy, robust accuracy,
+    attributions."""
+    net, extra = module.net, {"model/sparsity": round(compression.sparsity(module.net), 6)}
+    test_x, test_y = datamodule.splits["test"].tensors[:2]
+    if cfg.get("quantize") == "dynamic":
+        quantized = compression.quantize_dynamic_int8(net)
+        torch.save(quantized.state_dict(), output_dir / "model_int8.pt")
+        with torch.no_grad():
+            predicted = module.loss.scores(quantized(test_x.cpu())).argmax(1)
+        extra.update(
+            {
+                "model/size_mb": round(compression.serialized_mb(net.state_dict()), 4),
+                "quant/size_mb": round((output_dir / "model_int8.pt").stat().st_size / 2**20, 4),
+                "quant/test_acc": (predicted == test_y).float().mean().item(),
+            }
+        )
+    attack = OmegaConf.select(cfg, "adversarial.attack")
+    if attack:
+        a = cfg.adversarial
+        batches = [(test_x.to(module.device), test_y.to(module.device))]
+        extra["test/adv_acc"] = robust.robust_accuracy(
+            net, module.loss, batches, attack, a.epsilon, a.steps, module.loss.scores
+        )
+    samples = OmegaConf.select(cfg, "interpret.samples") or 0
+    if samples:
+        x, y = test_x[:samples].to(module.device), test_y[:samples].to(module.device)
+        attributions = interpret.integrated_gradients(net, x, y)
+        interpret.save(attributions, x, y, output_dir)
+        extra["interpret/features_90"] = round(interpret.features_for_mass(attributions, 0.9), 4)
+    return extra
+
+
 def fit_and_score(cfg: DictConfig, trainer: L.Trainer, module: Supervised, datamodule, ckpt_path: str | None):
     """Fit, then score the best checkpoint when one was kept, else (callbacks=none, debug=fdr) the final weights."""
     start = time.perf_counter()
@@ -224,7 +325,10 @@ def train_once(cfg: DictConfig) -> dict:
         logger.log_hyperparams(config)
 
     with one_job_per_ddp_launch(output_dir):
+        tuned = tune(cfg.get("tune"), trainer, module, datamodule)
         metrics, train_s = fit_and_score(cfg, trainer, module, datamodule, ckpt_path)
+    metrics.update(tuned)
+    metrics.update(after_fit(cfg, module, datamodule, output_dir))
 
     metrics.update(
         {

@@ -41,5 +41,10 @@ class MLP(nn.Module):
         if spectral_norm:
             layers.spectral_norm(self)
 
+    @property
+    def head(self) -> nn.Module:
+        """The output layer (what fine-tuning keeps trainable or re-initialises)."""
+        return self.layers[-1]
+
     def forward(self, x: Tensor) -> Tensor:  # (B, *in_shape) -> (B, num_classes) logits
         return self.layers(x)

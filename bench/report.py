@@ -1,0 +1,38 @@
+"""Shared by the bench scripts: print a section and write it into bench/results.md, replacing the section of the
+same name from an earlier run (so the file holds the latest figures of every benchmark)."""
+
+import os
+import platform
+import re
+import statistics
+import time
+from datetime import date
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results.md"
+HEADER = "# Benchmarks\n\nWritten by `make bench` (each script also runs alone); ratios compare figures of one run.\n"
+
+
+def machine() -> str:
+    import torch
+
+    return f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def median_time(fn, repeats: int) -> float:
+    """Median wall seconds of `fn()` over `repeats` calls."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def publish(name: str, command: str, body: list[str]) -> None:
+    section = "\n".join([f"## {name}", f"{date.today()}, {machine()}", f"Command: `{command}`", "", *body]) + "\n"
+    print(section)
+    text = RESULTS.read_text() if RESULTS.exists() else HEADER
+    pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    RESULTS.write_text(text)

@@ -26,13 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def first_step_child(argv: list[str]) -> None:
     """Run train.py in this process; exit with the wall time at the end of the first optimizer step."""
-    import torch.optim.optimizer
+    from torch.optim.optimizer import register_optimizer_step_post_hook
 
     def report(optimizer, args, kwargs):
         print(f"FIRST_STEP_AT {time.time():.6f}", flush=True)
         os._exit(0)
 
-    torch.optim.optimizer.register_optimizer_step_post_hook(report)
+    register_optimizer_step_post_hook(report)
     sys.argv = [str(ROOT / "train.py"), *argv]
     runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
 

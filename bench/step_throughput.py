@@ -8,6 +8,8 @@ All variants train the same MLP (64-256-256-10) on the same standardised digits 
   lightning    stock Lightning as a template typically runs it: a DataLoader over a TensorDataset, torchmetrics
                accuracy and losses logged per epoch, the Trainer's default callbacks (progress bar, checkpoint
                every epoch) and default logger;
+  lightning-lean  the same module and DataLoaders with no callbacks, logger, progress bar or checkpoints:
+               the cost of Lightning's loop itself;
   hyperlab     `train.py`'s own objects for the default config (build_module + build_trainer: device-resident
                batches, checkpoints, early stopping off so every variant runs all epochs, csv logger);
   hyperlab-dl  the same with `data.device_resident=false` (DataLoaders), to isolate the batch path.
@@ -107,6 +109,26 @@ def stock_lightning(train, val, epochs: int) -> int:
     return trainer.global_step
 
 
+def lean_lightning(train, val, epochs: int) -> int:
+    """Lightning's own floor: no callbacks, logger, progress bar or checkpoints."""
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(
+        StockModule(),
+        DataLoader(TensorDataset(*train), batch_size=64, shuffle=True),
+        DataLoader(TensorDataset(*val), batch_size=64),
+    )
+    return trainer.global_step
+
+
 def hyperlab(epochs: int, *overrides: str):
     every_epoch = [f"trainer.max_epochs={epochs}", "callbacks.early_stopping=null", "++trainer.num_sanity_val_steps=0"]
     cfg = compose([*every_epoch, *overrides], tempfile.mkdtemp())
@@ -122,13 +144,14 @@ def hyperlab(epochs: int, *overrides: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=20)
     args = parser.parse_args()
     train, val = digits_tensors()
     variants = {
         "raw": lambda: lambda: raw_loop(train, val, args.epochs),
         "lightning": lambda: lambda: stock_lightning(train, val, args.epochs),
+        "lightning-lean": lambda: lambda: lean_lightning(train, val, args.epochs),
         "hyperlab": lambda: hyperlab(args.epochs),
         "hyperlab-dl": lambda: hyperlab(args.epochs, "data.device_resident=false"),
     }

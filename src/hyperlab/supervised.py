@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterable
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
+from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection, R2Score
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassAUROC,
@@ -82,7 +82,12 @@ class Supervised(L.LightningModule):
         self.__dict__["teacher"] = teacher.eval().requires_grad_(False) if teacher is not None else None
         self.temperature, self.alpha, self.adversary = temperature, alpha, adversary
         self.lr: float | None = None  # set by Lightning's LR finder (tune.lr); None keeps the optimizer's own
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro") if task != "regression" else None
+        # Steps only update torchmetrics states; values are logged once per epoch (see `_log_epoch`). Lightning's
+        # self.log costs more per call than the MLP's whole step (it walks its result objects every time).
+        self.train_acc = None
+        if task != "regression":
+            self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.val_metrics = task_metrics(task, num_classes, "val/")
         self.test_metrics = task_metrics(task, num_classes, "test/")
 
@@ -136,18 +141,38 @@ class Supervised(L.LightningModule):
         return loss
 
     def _log_train(self, loss: Tensor, output: Tensor, y: Tensor) -> None:
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.train_loss.update(loss.detach(), len(y))
         if self.train_acc is not None:
-            self.train_acc(self.loss.scores(output.detach()), y)
-            self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+            self.train_acc.update(self.loss.scores(output.detach()), y)
+
+    def on_train_epoch_end(self) -> None:
+        extra = {"train/acc": self.train_acc} if self.train_acc is not None else {}
+        self._log_epoch("train", extra)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val", self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test", self.test_metrics)
+
+    def _log_epoch(self, stage: str, metrics: MetricCollection | dict) -> None:
+        """Compute (synced across DDP ranks by torchmetrics), log and reset the epoch's loss and metrics."""
+        if isinstance(metrics, MetricCollection):
+            values = metrics.compute()
+        else:
+            values = {name: metric.compute() for name, metric in metrics.items()}
+        loss = getattr(self, f"{stage}_loss")
+        self.log(f"{stage}/loss", loss.compute(), prog_bar=True)
+        self.log_dict(values)
+        loss.reset()
+        for metric in metrics.values():
+            metric.reset()
 
     def _evaluate(self, batch: tuple[Tensor, ...], metrics: MetricCollection, stage: str) -> None:
         x, y, *sample_weight = batch
         output = self.net(x)
         metrics.update(self.loss.scores(output), y)
-        loss = self.loss(output, y, *sample_weight)
-        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
-        self.log_dict(metrics, on_step=False, on_epoch=True)
+        getattr(self, f"{stage}_loss").update(self.loss(output, y, *sample_weight), len(y))
         if hasattr(self.loss, "task_metrics"):  # multi-task: each head's own figures
             extra = self.loss.task_metrics(output, y)
             self.log_dict({f"{stage}/{k}": v for k, v in extra.items()}, on_epoch=True, sync_dist=True)

@@ -40,6 +40,7 @@ test-full: test test-slow
 # Benchmarks (minutes; not part of the tests): each writes its section of bench/results.md.
 bench: install
 	$(PY) bench/step_throughput.py
+	$(PY) bench/profile_step.py
 	$(PY) bench/startup.py
 	$(PY) bench/search_efficiency.py
 	$(PY) bench/sweep_workers.py

@@ -22,13 +22,8 @@ class CNN(nn.Module):
         spectral_norm: bool = False,
     ):
         super().__init__()
-        if len(in_shape) != 3:
-            raise ValueError(
-                f"model=cnn needs image data of shape (C, H, W); this dataset gives {tuple(in_shape)}. "
-                "Use data=digits or model=mlp."
-            )
         layers.check_dropout(dropout)
-        in_channels, height, _ = in_shape
+        in_channels, height, _ = layers.check_image(in_shape, "cnn")
         blocks: list[nn.Module] = []
         for out_channels in channels:
             blocks += [
@@ -41,12 +36,8 @@ class CNN(nn.Module):
                 height //= 2
             in_channels = out_channels
         self.features = nn.Sequential(*blocks)
-        self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels, num_classes)
-        )
-        layers.initialize(self, init, activation)
-        if spectral_norm:
-            layers.spectral_norm(self)
+        self.head = layers.pooled_head(in_channels, num_classes, dropout)
+        layers.finish(self, init, activation, spectral_norm)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, num_classes) logits
         return self.head(self.features(x))

@@ -31,6 +31,16 @@ def norm_2d(name: str, channels: int) -> nn.Module:
     return nn.Identity() if kind == "none" else nn.BatchNorm2d(channels)
 
 
+def check_image(in_shape, model: str) -> tuple[int, int, int]:
+    """(C, H, W) of an image input, or a clear error for tabular data."""
+    if len(in_shape) != 3:
+        raise ValueError(
+            f"model={model} needs image data of shape (C, H, W); this dataset gives {tuple(in_shape)}. "
+            "Use data=digits or model=mlp."
+        )
+    return tuple(in_shape)
+
+
 def check_dropout(p: float) -> float:
     if not 0.0 <= p < 1.0:
         raise ValueError(f"model.dropout={p} must be in [0, 1)")
@@ -56,6 +66,18 @@ def initialize(net: nn.Module, scheme: str, activation_name: str) -> None:
                     nn.init.kaiming_normal_(parameter, a=a, nonlinearity=nonlinearity)
                 else:
                     nn.init.orthogonal_(parameter, gain=math.sqrt(2.0) if nonlinearity == "relu" else 1.0)
+
+
+def pooled_head(channels: int, num_classes: int, dropout: float) -> nn.Sequential:
+    """The conv nets' classifier: global average pooling, dropout, a linear layer."""
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, num_classes))
+
+
+def finish(net: nn.Module, init: str, activation_name: str, spectral: bool) -> None:
+    """The last step of every network's __init__: the weight init, then the optional spectral norm."""
+    initialize(net, init, activation_name)
+    if spectral:
+        spectral_norm(net)
 
 
 def spectral_norm(net: nn.Module) -> None:

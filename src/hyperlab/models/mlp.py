@@ -37,9 +37,7 @@ class MLP(nn.Module):
             features = width
         blocks.append(nn.Linear(features, num_classes))
         self.layers = nn.Sequential(*blocks)
-        layers.initialize(self, init, activation)
-        if spectral_norm:
-            layers.spectral_norm(self)
+        layers.finish(self, init, activation, spectral_norm)
 
     @property
     def head(self) -> nn.Module:

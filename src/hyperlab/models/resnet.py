@@ -46,15 +46,10 @@ class ResNet(nn.Module):
         spectral_norm: bool = False,
     ):
         super().__init__()
-        if len(in_shape) != 3:
-            raise ValueError(
-                f"model=resnet needs image data of shape (C, H, W); this dataset gives {tuple(in_shape)}. "
-                "Use data=digits or model=mlp."
-            )
         if blocks < 1 or not channels:
             raise ValueError(f"model.blocks={blocks} must be >= 1 and model.channels non-empty")
         layers.check_dropout(dropout)
-        in_channels, width, _ = in_shape
+        in_channels, width, _ = layers.check_image(in_shape, "resnet")
         stem = [nn.Conv2d(in_channels, channels[0], 3, padding=1, bias=False), layers.norm_2d(norm, channels[0])]
         stages: list[nn.Module] = [*stem, layers.activation(activation)]
         in_channels = channels[0]
@@ -65,12 +60,8 @@ class ResNet(nn.Module):
                 stages.append(ResidualBlock(in_channels, out_channels, stride if b == 0 else 1, norm, activation))
                 in_channels = out_channels
         self.features = nn.Sequential(*stages)
-        self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels, num_classes)
-        )
-        layers.initialize(self, init, activation)
-        if spectral_norm:
-            layers.spectral_norm(self)
+        self.head = layers.pooled_head(in_channels, num_classes, dropout)
+        layers.finish(self, init, activation, spectral_norm)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, num_classes) logits
         return self.head(self.features(x))

@@ -1,13 +1,16 @@
 """Train a model: `python train.py [group=option ...] [key=value ...]`; `python train.py --help` for the groups.
 
-Only hydra and omegaconf load before the config is composed and checked, so `--help`, `--cfg job` and bad input
+Only hydra and omegaconf load before the config is composed and checked, so `--help` (hyperlab.config.print_help),
+`--cfg job` and bad input
 answer in well under a second; torch and Lightning load inside `hyperlab.train`.
 """
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from hyperlab.config import check, reported_errors
+from hyperlab.config import check, print_help, reported_errors
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -20,4 +23,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    if {"--help", "-h"} & set(sys.argv[1:]):  # Hydra's own listing takes ~1 s; see print_help
+        print_help([arg for arg in sys.argv[1:] if arg not in ("--help", "-h")])
+    else:
+        main()

@@ -208,6 +208,36 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def print_help(overrides: list[str], config_name: str = "train") -> None:
+    """`train.py --help`: the help text's header, every config group with its options, the composed config
+    (unresolved, with `overrides` applied) and the footer. Hydra's own app help lists groups by deep-copying its
+    config repository several times per group, about 0.6 s here with ~30 groups; reading conf/ directly gives
+    the same listing in a few milliseconds. `--hydra-help` is still Hydra's."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    conf_dir = Path(__file__).resolve().parents[2] / "conf"
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        cfg = hydra_compose(config_name, overrides=overrides, return_hydra_config=True)
+    groups = sorted(
+        (str(folder.relative_to(conf_dir)), sorted(f.stem for f in folder.glob("*.yaml")))
+        for folder in conf_dir.rglob("*")
+        if folder.is_dir() and folder.name != "hydra" and "hydra" not in folder.relative_to(conf_dir).parts
+    )
+    help_cfg = cfg.hydra.help
+    del cfg.hydra
+    lines = [
+        help_cfg.header.rstrip(),
+        "",
+        "== Configuration groups ==",
+        "Compose your configuration from those groups (group=option)",
+        "",
+    ]
+    lines += [f"{group}: {', '.join(options)}" for group, options in groups if options]
+    lines += ["", "== Config ==", "Override anything in the config (foo.bar=value)", "", OmegaConf.to_yaml(cfg)]
+    print("\n".join(lines) + help_cfg.footer)
+
+
 def compose(overrides: list[str], output_dir: str | Path, config_name: str = "train") -> DictConfig:
     """The config `python train.py OVERRIDES` would run, for notebooks and tests, writing under `output_dir`."""
     from hydra import compose as hydra_compose

@@ -1,8 +1,7 @@
 """Train a model: `python train.py [group=option ...] [key=value ...]`; `python train.py --help` for the groups.
 
 Only hydra and omegaconf load before the config is composed and checked, so `--help` (hyperlab.config.print_help),
-`--cfg job` and bad input
-answer in well under a second; torch and Lightning load inside `hyperlab.train`.
+`--cfg job` and bad input answer in well under a second; torch and Lightning load inside `hyperlab.train`.
 """
 
 import sys

@@ -108,13 +108,14 @@ class Supervised(L.LightningModule):
         if self.adversary is not None:  # adversarial training: fit the worst case within the budget
             x = self.adversary(self.net, self.loss, x, y)
         output = self.net(x)
-        loss = self.loss(output, y, *sample_weight) + self.penalty()
+        loss = self.loss(output, y, *sample_weight)
         if self.teacher is not None:
             with torch.no_grad():
                 teacher_logits = self.teacher(x)
             kd = distillation(output, teacher_logits, self.temperature)
             self.log("train/kd_loss", kd, on_step=False, on_epoch=True)
             loss = (1 - self.alpha) * loss + self.alpha * kd
+        loss = loss + self.penalty()  # the penalties are not mixed with the teacher's term
         self._log_train(loss, output, y)
         return loss
 

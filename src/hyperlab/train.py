@@ -328,7 +328,8 @@ def train_once(cfg: DictConfig) -> dict:
         tuned = tune(cfg.get("tune"), trainer, module, datamodule)
         metrics, train_s = fit_and_score(cfg, trainer, module, datamodule, ckpt_path)
     metrics.update(tuned)
-    metrics.update(after_fit(cfg, module, datamodule, output_dir))
+    if trainer.is_global_zero:  # under DDP one rank writes the int8 copy and the attributions
+        metrics.update(after_fit(cfg, module, datamodule, output_dir))
 
     metrics.update(
         {

@@ -1,6 +1,9 @@
-"""Model compression: a pruning schedule for Lightning's ModelPruning, sparsity, dynamic int8 quantisation."""
+"""Model compression: a pruning schedule for Lightning's ModelPruning, sparsity, int8 quantisation."""
 
+import copy
 import io
+import warnings
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -47,11 +50,34 @@ def serialized_mb(state_dict: dict) -> float:
 def quantize_dynamic_int8(net: nn.Module) -> nn.Module:
     """Post-training dynamic quantisation: Linear and LSTM weights to int8, activations quantised on the fly
     (torch.ao.quantization; CPU inference). Convolutions stay float: dynamic quantisation has no conv kernel."""
-    import copy
-    import warnings
-
     from torch.ao.quantization import quantize_dynamic
 
     with warnings.catch_warnings():  # torch marks its quantised tensor types for a move to torchao
         warnings.simplefilter("ignore")
         return quantize_dynamic(copy.deepcopy(net).cpu().eval(), {nn.Linear, nn.LSTM}, dtype=torch.qint8)
+
+
+def prepare_static(net: nn.Module, example: torch.Tensor) -> nn.Module:
+    """A copy of `net` with observers for static quantisation (FX graph mode, x86 backend). Fails for networks
+    torch.fx cannot trace (data-dependent control flow: the LSTM, nn.TransformerEncoder)."""
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_fx
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return prepare_fx(copy.deepcopy(net).cpu().eval(), get_default_qconfig_mapping("x86"), (example.cpu(),))
+
+
+def quantize_static_int8(net: nn.Module, calibration: Iterable[torch.Tensor]) -> nn.Module:
+    """Post-training static quantisation: observers record activation ranges over the calibration batches, then
+    weights and activations of Linear and Conv layers become int8 (CPU inference)."""
+    from torch.ao.quantization.quantize_fx import convert_fx
+
+    batches = list(calibration)
+    prepared = prepare_static(net, batches[0])
+    with torch.no_grad():
+        for x in batches:
+            prepared(x.cpu())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return convert_fx(prepared)

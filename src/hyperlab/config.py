@@ -115,7 +115,7 @@ RULES = [
     ("adversarial.attack", lambda v: v in (None, "fgsm", "pgd"), "null | fgsm | pgd"),
     ("adversarial.epsilon", lambda v: _number(v) and v > 0, "a number > 0"),
     ("adversarial.steps", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    ("quantize", lambda v: v in (None, "dynamic"), "null or dynamic"),
+    ("quantize", lambda v: v in (None, "dynamic", "static"), "null, dynamic or static"),
     ("interpret.samples", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     ("model.blocks", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("model.heads", lambda v: _integer(v) and v >= 1, "an integer >= 1"),

@@ -60,6 +60,14 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
     finetune = cfg.get("finetune") or {}
     if finetune.get("init_from"):  # warm start; cold start (the seeded init) otherwise
         load_initial_weights(net, finetune.init_from, finetune.get("scope", "all"))
+    if cfg.get("quantize") == "static":  # find out now, not after training, whether the network allows it
+        try:
+            compression.prepare_static(net, datamodule.splits["train"].tensors[0][:2])
+        except Exception as error:
+            raise ConfigError(
+                f"quantize=static: {type(net).__name__} cannot be prepared for static quantisation "
+                f"({type(error).__name__}: {error}); use quantize=dynamic"
+            ) from error
     tbptt_steps = getattr(net, "tbptt_steps", None)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     if tbptt_steps and (scheduler is not None and "plateau" in cfg.scheduler._target_):
@@ -259,8 +267,11 @@ def after_fit(cfg: DictConfig, module: Supervised, datamodule, output_dir: Path)
     attributions."""
     net, extra = module.net, {"model/sparsity": round(compression.sparsity(module.net), 6)}
     test_x, test_y = datamodule.splits["test"].tensors[:2]
-    if cfg.get("quantize") == "dynamic":
-        quantized = compression.quantize_dynamic_int8(net)
+    if cfg.get("quantize"):
+        if cfg.quantize == "static":  # calibrated on the first 512 training rows
+            quantized = compression.quantize_static_int8(net, datamodule.splits["train"].tensors[0][:512].split(64))
+        else:
+            quantized = compression.quantize_dynamic_int8(net)
         torch.save(quantized.state_dict(), output_dir / "model_int8.pt")
         with torch.no_grad():
             predicted = module.loss.scores(quantized(test_x.cpu())).argmax(1)

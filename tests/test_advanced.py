@@ -223,6 +223,10 @@ def test_attributions_are_written_and_complete(make_cfg):
 def test_options_that_need_class_labels_are_refused_for_other_tasks(make_cfg):
     with pytest.raises(ConfigError, match="adversarial.attack=pgd needs a classification task; data.task=regression"):
         build_module(make_cfg("data=diabetes", "loss=mse", "adversarial.attack=pgd"))
+    with pytest.raises(ConfigError, match="quantize=dynamic scores the int8 copy's accuracy: not for data.task=regr"):
+        build_module(make_cfg("data=diabetes", "loss=mse", "quantize=dynamic"))
+    with pytest.raises(ConfigError, match="interpret.samples=2 needs a classification task; data.task=language_model"):
+        build_module(make_cfg("data=text", "model=lstm", "interpret.samples=2"))
 
 
 # --- tuner, weight averaging, logging ---------------------------------------------------------------------------------

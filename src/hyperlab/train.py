@@ -92,14 +92,12 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
 
 def check_task_options(cfg: DictConfig, task: str, tbptt: bool) -> None:
     """Options that need class labels over float inputs, refused for other tasks before anything trains."""
-    classification_only = {
-        "adversarial.attack": OmegaConf.select(cfg, "adversarial.attack"),
-        "interpret.samples": OmegaConf.select(cfg, "interpret.samples"),
-        "quantize": cfg.get("quantize") if task == "regression" else None,
-    }
-    for key, value in classification_only.items():
-        if value and task != "classification" and not (key == "quantize" and task == "language_model"):
+    for key in ("adversarial.attack", "interpret.samples"):
+        value = OmegaConf.select(cfg, key)
+        if value and task != "classification":
             raise ConfigError(f"{key}={value} needs a classification task; data.task={task}")
+    if cfg.get("quantize") and task == "regression":
+        raise ConfigError(f"quantize={cfg.quantize} scores the int8 copy's accuracy: not for data.task=regression")
     if tbptt and (OmegaConf.select(cfg, "distill.teacher") or OmegaConf.select(cfg, "adversarial.attack")):
         raise ConfigError("model.tbptt_steps trains chunk by chunk: distill.teacher and adversarial.* are not applied")
     if OmegaConf.select(cfg, "interpret.samples") and "CrossEntropy" not in cfg.loss._target_:

@@ -97,10 +97,9 @@ class StockModule(L.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=1e-3)
 
 
-def stock_lightning(train, val, epochs: int) -> int:
-    trainer = L.Trainer(
-        max_epochs=epochs, accelerator="cpu", devices=1, default_root_dir=tempfile.mkdtemp(), num_sanity_val_steps=0
-    )
+def lightning_fit(train, val, epochs: int, **trainer_kwargs) -> int:
+    """StockModule with DataLoaders; Trainer defaults (callbacks, logger, progress bar) unless overridden."""
+    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, num_sanity_val_steps=0, **trainer_kwargs)
     trainer.fit(
         StockModule(),
         DataLoader(TensorDataset(*train), batch_size=64, shuffle=True),
@@ -109,24 +108,8 @@ def stock_lightning(train, val, epochs: int) -> int:
     return trainer.global_step
 
 
-def lean_lightning(train, val, epochs: int) -> int:
-    """Lightning's own floor: no callbacks, logger, progress bar or checkpoints."""
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        devices=1,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(
-        StockModule(),
-        DataLoader(TensorDataset(*train), batch_size=64, shuffle=True),
-        DataLoader(TensorDataset(*val), batch_size=64),
-    )
-    return trainer.global_step
+# Lightning's own floor: the same module and loaders with nothing attached
+LEAN = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False}
 
 
 def hyperlab(epochs: int, *overrides: str):
@@ -150,8 +133,8 @@ def main() -> None:
     train, val = digits_tensors()
     variants = {
         "raw": lambda: lambda: raw_loop(train, val, args.epochs),
-        "lightning": lambda: lambda: stock_lightning(train, val, args.epochs),
-        "lightning-lean": lambda: lambda: lean_lightning(train, val, args.epochs),
+        "lightning": lambda: lambda: lightning_fit(train, val, args.epochs, default_root_dir=tempfile.mkdtemp()),
+        "lightning-lean": lambda: lambda: lightning_fit(train, val, args.epochs, **LEAN),
         "hyperlab": lambda: hyperlab(args.epochs),
         "hyperlab-dl": lambda: hyperlab(args.epochs, "data.device_resident=false"),
     }

@@ -398,6 +398,9 @@ def test_tbptt_refuses_what_manual_optimisation_cannot_apply(make_cfg):
 
     with pytest.raises(ConfigError, match="model.tbptt_steps optimises manually"):
         check(make_cfg("data=text", "model=lstm", "model.tbptt_steps=8", "trainer.gradient_clip_val=1.0"))
+    lstm = ["data=text", "model=lstm", "model.tbptt_steps=8"]
+    with pytest.raises(ConfigError, match="one step per chunk: scheduler=plateau, adversarial.attack not applied"):
+        check(make_cfg(*lstm, "scheduler=plateau", "adversarial.attack=pgd"))
     with pytest.raises(Exception, match="need a language model over token data"):
         build_module(make_cfg("model=lstm", "model.tbptt_steps=8"))
     with pytest.raises(ConfigError, match="use model=lstm or model=transformer"):

@@ -69,6 +69,15 @@ SAMPLERS = ("weighted", "oversample", "undersample", "smote")  # data.sampler
 OUTLIER_METHODS = ("isolation_forest",)
 
 
+def choose(key: str, value, allowed, optional: bool = False):
+    """`value` if it is one of `allowed`, else a ConfigError naming the key and the choices (`null` first when
+    the key is optional). The models package keeps its own copy (hyperlab.models.layers) to stay Hydra-free."""
+    if value not in allowed:
+        choices = (["null"] if optional else []) + list(allowed)
+        raise ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}")
+    return value
+
+
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -160,14 +169,8 @@ def check(cfg: DictConfig) -> None:
         raise ConfigError(
             f"data.num_workers={data.num_workers} applies to DataLoaders: set data.device_resident=false to use them"
         )
-    if OmegaConf.select(cfg, "model.tbptt_steps") and (
-        OmegaConf.select(cfg, "trainer.gradient_clip_val")
-        or OmegaConf.select(cfg, "trainer.accumulate_grad_batches", default=1) > 1
-    ):
-        raise ConfigError(
-            "model.tbptt_steps optimises manually, one step per chunk: trainer.gradient_clip_val and "
-            "trainer.accumulate_grad_batches > 1 are not applied there; unset them"
-        )
+    if OmegaConf.select(cfg, "model.tbptt_steps"):
+        _check_manual_optimisation(cfg)
     for key in ("finetune.init_from", "distill.teacher"):
         path = OmegaConf.select(cfg, key)
         if path is not None and not Path(path).is_file():
@@ -186,6 +189,24 @@ def check(cfg: DictConfig) -> None:
         raise ConfigError("ckpt_path and resume=auto both choose the checkpoint to resume from: set only one")
     if not cfg.get("train", True) and ckpt_path is None and "train" in cfg:
         raise ConfigError("train=false evaluates a trained model: set ckpt_path=PATH/TO.ckpt")
+
+
+def _check_manual_optimisation(cfg: DictConfig) -> None:
+    """model.tbptt_steps steps the optimizer and the LR schedule itself, once per chunk: what Lightning's automatic
+    loop or the per-batch training step would do is refused rather than silently skipped."""
+    not_applied = {
+        "trainer.gradient_clip_val": bool(OmegaConf.select(cfg, "trainer.gradient_clip_val")),
+        "trainer.accumulate_grad_batches > 1": OmegaConf.select(cfg, "trainer.accumulate_grad_batches", default=1) > 1,
+        "scheduler=plateau": "plateau" in str(OmegaConf.select(cfg, "scheduler._target_", default="")),
+        "distill.teacher": bool(OmegaConf.select(cfg, "distill.teacher")),
+        "adversarial.attack": bool(OmegaConf.select(cfg, "adversarial.attack")),
+    }
+    refused = [key for key, is_set in not_applied.items() if is_set]
+    if refused:
+        raise ConfigError(
+            f"model.tbptt_steps optimises manually, one step per chunk: {', '.join(refused)} "
+            "not applied there; unset them"
+        )
 
 
 @contextmanager

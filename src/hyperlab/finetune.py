@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import BaseFinetuning
 from torch import nn
 
 from hyperlab.checkpoints import load_checkpoint
-from hyperlab.config import ConfigError
+from hyperlab.config import ConfigError, choose
 
 SCOPES = ("all", "backbone")
 
@@ -23,8 +23,7 @@ def backbone_modules(net: nn.Module) -> list[nn.Module]:
 def load_initial_weights(net: nn.Module, path: str, scope: str) -> list[str]:
     """Copy the weights of the network in checkpoint `path` into `net` (all, or all but the head); returns the
     names loaded. Shapes must match: a mismatch names every differing tensor."""
-    if scope not in SCOPES:
-        raise ConfigError(f"finetune.scope={scope!r} is not one of: {', '.join(SCOPES)}")
+    choose("finetune.scope", scope, SCOPES)
     source = {k.removeprefix("net."): v for k, v in load_checkpoint(path)["state_dict"].items() if k.startswith("net.")}
     target = net.state_dict()
     head_tensors = {id(t) for t in net.head.state_dict(keep_vars=True).values()}

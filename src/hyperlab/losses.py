@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hyperlab.config import choose
+
 CLASS_WEIGHTS = "null, balanced or a list with one weight per class"
 
 
@@ -130,8 +132,7 @@ class MultiTask(nn.Module):
 
     def __init__(self, weights: Sequence[float] = (1.0, 0.5), aux: str = "parity", label_smoothing: float = 0.0):
         super().__init__()
-        if aux not in self.AUX:
-            raise ValueError(f"loss.aux={aux!r} is not one of: {', '.join(self.AUX)}")
+        choose("loss.aux", aux, self.AUX)
         if len(weights) != 2 or min(weights) < 0:
             raise ValueError(f"loss.weights={list(weights)} must be two numbers >= 0 (class task, aux task)")
         self.weights, self.aux_target = tuple(weights), self.AUX[aux]

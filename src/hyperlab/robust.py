@@ -5,6 +5,8 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
+from hyperlab.config import choose
+
 ATTACKS = ("fgsm", "pgd")
 
 
@@ -14,8 +16,7 @@ def perturb(
     """The input within `epsilon` (L-inf) of x that the attack finds to raise the loss: FGSM takes one signed
     gradient step of size epsilon; PGD takes `steps` steps of 2.5 * epsilon / steps from a random start,
     projecting back into the ball after each (Madry et al. 2018). The network's mode is left as it is."""
-    if attack not in ATTACKS:
-        raise ValueError(f"adversarial.attack={attack!r} is not one of: null, {', '.join(ATTACKS)}")
+    choose("adversarial.attack", attack, ATTACKS, optional=True)
     if attack == "fgsm":
         steps, step_size, start = 1, epsilon, x
     else:

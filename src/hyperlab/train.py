@@ -56,7 +56,7 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
     net = instantiate(
         cfg.model, in_shape=datamodule.input_shape, num_classes=loss.out_features(datamodule.num_classes), **token_data
     )
-    check_task_options(cfg, datamodule.task, tbptt=bool(OmegaConf.select(cfg, "model.tbptt_steps")))
+    check_task_options(cfg, datamodule.task)
     finetune = cfg.get("finetune") or {}
     if finetune.get("init_from"):  # warm start; cold start (the seeded init) otherwise
         load_initial_weights(net, finetune.init_from, finetune.get("scope", "all"))
@@ -70,8 +70,6 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
             ) from error
     tbptt_steps = getattr(net, "tbptt_steps", None)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    if tbptt_steps and (scheduler is not None and "plateau" in cfg.scheduler._target_):
-        raise ConfigError("model.tbptt_steps steps its LR schedule per chunk: scheduler=plateau is not supported")
     regularization = cfg.get("regularization") or {}
     module = Supervised(
         net,
@@ -90,7 +88,7 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
     return datamodule, module
 
 
-def check_task_options(cfg: DictConfig, task: str, tbptt: bool) -> None:
+def check_task_options(cfg: DictConfig, task: str) -> None:
     """Options that need class labels over float inputs, refused for other tasks before anything trains."""
     for key in ("adversarial.attack", "interpret.samples"):
         value = OmegaConf.select(cfg, key)
@@ -98,8 +96,6 @@ def check_task_options(cfg: DictConfig, task: str, tbptt: bool) -> None:
             raise ConfigError(f"{key}={value} needs a classification task; data.task={task}")
     if cfg.get("quantize") and task == "regression":
         raise ConfigError(f"quantize={cfg.quantize} scores the int8 copy's accuracy: not for data.task=regression")
-    if tbptt and (OmegaConf.select(cfg, "distill.teacher") or OmegaConf.select(cfg, "adversarial.attack")):
-        raise ConfigError("model.tbptt_steps trains chunk by chunk: distill.teacher and adversarial.* are not applied")
     if OmegaConf.select(cfg, "interpret.samples") and "CrossEntropy" not in cfg.loss._target_:
         raise ConfigError("interpret.samples attributes one logit per class: it needs loss=cross_entropy")
 

@@ -11,7 +11,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from torch import Tensor
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
-from hyperlab.config import DATA_TASKS, SAMPLERS
+from hyperlab.config import DATA_TASKS, SAMPLERS, choose
 from hyperlab.data import preprocess
 
 
@@ -126,9 +126,9 @@ class ArrayDataModule(L.LightningDataModule):
         fold: int | None = None,
     ):
         super().__init__()
-        _check_choice("data.task", task, DATA_TASKS)
+        choose("data.task", task, DATA_TASKS)
         if sampler is not None:
-            _check_choice("data.sampler", sampler, SAMPLERS)
+            choose("data.sampler", sampler, SAMPLERS, optional=True)
         if num_folds is not None and not (num_folds >= 2 and fold is not None and 0 <= fold < num_folds):
             raise ValueError(f"data.num_folds={num_folds} needs >= 2 folds and data.fold in [0, {num_folds})")
         if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
@@ -336,8 +336,3 @@ def _standardise(tensors: dict[str, list[Tensor]], position: int) -> None:
     std = torch.where(std > 0, std, torch.ones_like(std))  # constant features (digits' border pixels)
     for split in tensors.values():
         split[position] = (split[position] - mean) / std
-
-
-def _check_choice(key: str, value, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{key}={value!r} is not one of: {', '.join(allowed)}")

@@ -7,7 +7,7 @@ keep every row: a model is scored on the data as it comes), then standardisation
 
 import numpy as np
 
-from hyperlab.config import OUTLIER_METHODS, SAMPLERS
+from hyperlab.config import OUTLIER_METHODS, choose
 
 
 def clean(x: np.ndarray, y: np.ndarray, drop_nan_rows: bool, drop_duplicates: bool) -> np.ndarray:
@@ -43,8 +43,7 @@ def remove_outliers(x: np.ndarray, method: str, fraction: float, seed: int) -> n
     """Indices of the rows an isolation forest fitted on these rows calls inliers (`fraction` = contamination)."""
     from sklearn.ensemble import IsolationForest
 
-    if method not in OUTLIER_METHODS:
-        raise ValueError(f"data.outliers={method!r} is not one of: null, {', '.join(OUTLIER_METHODS)}")
+    choose("data.outliers", method, OUTLIER_METHODS, optional=True)
     forest = IsolationForest(contamination=fraction, random_state=seed)
     return np.flatnonzero(forest.fit_predict(x.reshape(len(x), -1)) == 1)
 
@@ -56,8 +55,7 @@ def resample(x: np.ndarray, y: np.ndarray, method: str, seed: int) -> tuple[np.n
     from imblearn.under_sampling import RandomUnderSampler
 
     samplers = {"oversample": RandomOverSampler, "undersample": RandomUnderSampler, "smote": SMOTE}
-    if method not in samplers:
-        raise ValueError(f"data.sampler={method!r} is not one of: null, {', '.join(SAMPLERS)}")
+    choose("data.sampler", method, samplers, optional=True)  # "weighted" only changes the order: not here
     flat, y = samplers[method](random_state=seed).fit_resample(x.reshape(len(x), -1), y)
     return flat.reshape(-1, *x.shape[1:]), y
 

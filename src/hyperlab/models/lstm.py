@@ -1,6 +1,5 @@
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from hyperlab.models import layers
@@ -70,8 +69,3 @@ class LSTM(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:  # (B, T) ids -> (B, T, vocab) | (B, ...) -> (B, num_classes)
         return self.step(x)[0]
-
-
-def causal_mask(steps: int, device: torch.device) -> Tensor:
-    """-inf above the diagonal: position t attends to positions <= t only."""
-    return torch.triu(torch.full((steps, steps), float("-inf"), device=device), diagonal=1)

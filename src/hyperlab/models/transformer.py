@@ -4,7 +4,11 @@ import torch
 from torch import Tensor, nn
 
 from hyperlab.models import layers
-from hyperlab.models.lstm import causal_mask
+
+
+def causal_mask(steps: int, device: torch.device) -> Tensor:
+    """-inf above the diagonal: position t attends to positions <= t only."""
+    return torch.triu(torch.full((steps, steps), float("-inf"), device=device), diagonal=1)
 
 
 class Transformer(nn.Module):

@@ -116,6 +116,11 @@ BAD_VALUES = [
     ({"train": False}, "train=false evaluates a trained model: set ckpt_path"),
     ({"ckpt_path": __file__, "resume": "auto"}, "ckpt_path and resume=auto both choose the checkpoint"),
     ({"ckpt_path": "???"}, r"required value\(s\) not set: ckpt_path"),
+    ({"lr": float("inf")}, "lr=inf is not allowed: must be a number > 0"),
+    ({"model.dropout": float("nan")}, "model.dropout=nan is not allowed"),
+    ({"data.split_seed": "abc"}, "data.split_seed='abc' is not allowed: must be an integer >= 0"),
+    ({"trainer.gradient_clip_val": -1}, "trainer.gradient_clip_val=-1 is not allowed: must be null or a number >= 0"),
+    ({"callbacks.early_stopping.patience": -1}, "callbacks.early_stopping.patience=-1 is not allowed: must be an"),
 ]
 
 
@@ -126,6 +131,80 @@ def test_every_value_rule_names_the_key_and_what_is_allowed(values, message, def
         OmegaConf.update(cfg, key, value)
     with pytest.raises(ConfigError, match=message):
         check(cfg)
+
+
+@pytest.mark.parametrize("schedule", ["step", "exponential"])
+def test_a_decay_factor_of_zero_is_refused(schedule, tmp_path):
+    with pytest.raises(ConfigError, match="scheduler.gamma=0 is not allowed: must be a number > 0"):
+        check(compose([f"scheduler={schedule}", "scheduler.gamma=0"], tmp_path))
+
+
+# One case per config group that the constructors themselves refuse: whatever they raise is reported naming the
+# key that fed them (hyperlab.config.key_errors), before the first training step. (overrides, message)
+BAD_CONSTRUCTOR_ARGS = [
+    (["optimizer=sgd", "optimizer.momentum=-0.5"], "optimizer.momentum=-0.5: Invalid momentum value: -0.5"),
+    (["optimizer=adam", "optimizer.eps=-1"], "optimizer.eps=-1: Invalid epsilon value: -1"),
+    (["optimizer=adam", "optimizer.betas=[1.5,0.99]"], r"optimizer.betas=\[1.5, 0.99\]: Invalid beta parameter"),
+    (["scheduler=cosine", "scheduler.warmup_steps=1000"], r"scheduler.warmup_steps=1000 must be in \[0, 40\)"),
+    (["model.norm=group"], "model.norm='group' is not one of: none, batch, layer"),
+    (["+data.colour=red"], "data.colour='red': .*unexpected keyword argument 'colour'"),
+    (["loss=cross_entropy", "+loss.reduction=sum"], "loss.reduction='sum': .*unexpected keyword argument"),
+    (["augment=image", "augment.rotation=-5"], r"augment.rotation=-5: If degrees is a single number, it must be"),
+    (["trainer.precision=17"], "trainer.precision=17: Precision 17 is invalid"),
+    (["callbacks.early_stopping.mode=up"], "callbacks.early_stopping.mode='up': .*`mode` can be min, max, got up"),
+    (["callbacks.model_checkpoint.save_top_k=-5"], "callbacks.model_checkpoint.save_top_k=-5: .*Must be >= -1"),
+    (["logger=csv", "logger.csv.save_dir=/proc/hyperlab-no"], "logger.csv cannot start: .*/proc/hyperlab-no"),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"), BAD_CONSTRUCTOR_ARGS, ids=[" ".join(o) for o, _ in BAD_CONSTRUCTOR_ARGS]
+)
+def test_a_constructor_refusal_names_the_key_before_the_first_step(overrides, message, make_cfg, monitor_steps):
+    cfg = make_cfg(*overrides)
+    check(cfg)  # no rule catches these: the constructors do
+    with pytest.raises(ConfigError, match=message):
+        train(cfg)
+    assert monitor_steps == []  # no training step ran
+    assert not list(Path(cfg.paths.output_dir).rglob("*.ckpt")) and not list(
+        Path(cfg.paths.output_dir).rglob("metrics.json")
+    )
+
+
+@pytest.fixture
+def monitor_steps(monkeypatch):
+    from hyperlab.supervised import Supervised
+
+    steps, step = [], Supervised.training_step
+    monkeypatch.setattr(Supervised, "training_step", lambda self, *a: steps.append(1) or step(self, *a))
+    return steps
+
+
+def test_culprit_prefers_the_key_whose_name_and_value_the_message_gives():
+    from hyperlab.config import culprit
+
+    node = OmegaConf.create({"_target_": "x", "lr": "${lr}", "momentum": -1.0, "dampening": -1.0, "nesterov": False})
+    root = OmegaConf.create({"lr": -1.0, "optimizer": node})
+    assert culprit("optimizer", root.optimizer, "Invalid momentum value: -1.0") == "optimizer.momentum=-1.0"
+    # a value set through an interpolation is named as the user typed it
+    assert culprit("optimizer", root.optimizer, "Invalid learning rate: -1.0 (lr)") == "lr=-1.0"
+    assert culprit("optimizer", root.optimizer, "something else entirely") is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [BAD_CONSTRUCTOR_ARGS[0], BAD_CONSTRUCTOR_ARGS[3], BAD_CONSTRUCTOR_ARGS[8]],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else "",
+)
+def test_a_constructor_refusal_exits_1_with_one_line(overrides, message, tmp_path):
+    import re
+
+    result = run_cli("train.py", *overrides, "trainer.max_epochs=2", f"paths.log_dir={tmp_path}")
+    assert result.returncode == 1
+    assert re.search(message, result.stderr.strip().splitlines()[-1]), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("metrics.json"))
 
 
 def test_warmup_steps_rule_applies_to_every_schedule(tmp_path):
@@ -184,6 +263,13 @@ def test_default_training_run_from_the_command_line(tmp_path):
     assert metrics["test/acc"] >= 0.95 and metrics["trainer/global_step"] == 400
     assert metrics["command"] == ["train.py", f"paths.log_dir={tmp_path}"]
     assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    # the output ends by saying what the run got and where it is; no advertisements, nothing said twice
+    tail = result.stdout[result.stdout.rindex("Run finished") :].splitlines()
+    assert tail[0].endswith(str(run_dir)) and tail[1].split() == ["optimized", "val/acc", f"{metrics['val/acc']:.4f}"]
+    assert f"test/acc {metrics['test/acc']:.4f}" in tail[2]
+    assert tail[-1] == f"  evaluate  python eval.py ckpt_path={metrics['ckpt/best']}"
+    everything = result.stdout + result.stderr
+    assert "Tip:" not in everything and everything.count("Restoring states from the checkpoint") == 1
 
 
 @pytest.mark.slow

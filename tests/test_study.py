@@ -149,6 +149,12 @@ def test_rerunning_a_study_runs_only_the_missing_trials(tmp_path):
     best = yaml.safe_load((study_dir / "best.yaml").read_text())
     assert best["trials"]["COMPLETE"] == 4
     assert best["best"][0]["values"][0] == max(t.value for t in done)
+    # the sweep ends by saying what it found and where
+    summary = second.stdout[second.stdout.rindex("Sweep finished") :]
+    winner = best["best"][0]["number"]
+    assert "(4 trials: 4 complete)" in summary and f"best      trial {winner}: val/acc " in summary
+    assert f"job dir   {study_dir / str(winner)}" in summary
+    assert "python eval.py ckpt_path=" in summary and f"python -m hyperlab.select {study_dir}" in summary
 
 
 @pytest.mark.slow

@@ -11,8 +11,9 @@ from torch import Tensor, nn
 class ImageAugmentation(nn.Module):
     """Per-sample random flips, affine (rotation, translation, scale), resized crop and erasing of (B, C, H, W).
 
-    Each transform is left out when its knob is at the identity; the kornia pipeline is built at the first
-    batch, when the image size is known (crops resize back to it).
+    Each transform is left out when its knob is at the identity; the kornia pipeline is built by `prepare` once
+    the image size is known (crops resize back to it), before training, so that kornia's own argument checks
+    fail before the first step.
     """
 
     def __init__(
@@ -53,9 +54,13 @@ class ImageAugmentation(nn.Module):
             steps.append(K.RandomErasing(p=k["erasing"]))
         return nn.Sequential(*steps)
 
+    def prepare(self, sample_shape: Sequence[int]) -> None:
+        """Build the pipeline for samples of shape (C, H, W)."""
+        if len(sample_shape) != 3:
+            raise ValueError(f"augment=image needs image samples (C, H, W); this dataset gives {tuple(sample_shape)}")
+        self.pipeline = self.build(tuple(sample_shape[-2:]))
+
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4:
-            raise ValueError(f"augment=image needs image batches (B, C, H, W); got shape {tuple(x.shape)}")
         if self.pipeline is None:
-            self.pipeline = self.build(tuple(x.shape[-2:])).to(x.device)
-        return self.pipeline(x)
+            self.prepare(x.shape[1:])
+        return self.pipeline.to(x.device)(x)

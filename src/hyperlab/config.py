@@ -5,7 +5,9 @@ unknown key at compose time. `check()` then applies the value rules a type canno
 summing to < 1, ...) so that bad input costs a second, not a training run. Only omegaconf/hydra are imported.
 """
 
+import math
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -79,7 +81,8 @@ def choose(key: str, value, allowed, optional: bool = False):
 
 
 def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float: `lr=inf` or `model.dropout=nan` is never a setting, it is a typo or a bug."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _integer(value) -> bool:
@@ -96,6 +99,7 @@ RULES = [
     ("data.val_fraction", lambda v: _number(v) and 0 < v < 1, "a number in (0, 1)"),
     ("data.test_fraction", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     ("data.num_workers", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    ("data.split_seed", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     ("model.dropout", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     ("model.depth", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     ("model.width", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
@@ -103,7 +107,13 @@ RULES = [
     ("trainer.max_steps", lambda v: _integer(v) and (v >= 1 or v == -1), "an integer >= 1, or -1 (no limit)"),
     ("trainer.accumulate_grad_batches", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("trainer.gradient_clip_algorithm", lambda v: v in ("norm", "value"), "norm or value"),
+    # Lightning takes a negative clip value and clips every gradient to it: not what anyone means
+    ("trainer.gradient_clip_val", lambda v: v is None or (_number(v) and v >= 0), "null or a number >= 0"),
+    ("callbacks.early_stopping.patience", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     ("scheduler.warmup_steps", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    # torch's StepLR/ExponentialLR take gamma=0 (the LR is 0 from the first decay on) and gamma < 0
+    ("scheduler.gamma", lambda v: _number(v) and v > 0, "a number > 0"),
+    ("scheduler.step_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("data.num_folds", lambda v: v is None or (_integer(v) and v >= 2), "null or an integer >= 2"),
     ("data.task", lambda v: v in DATA_TASKS, " | ".join(DATA_TASKS)),
     ("data.sampler", lambda v: v in (None, *SAMPLERS), "null | " + " | ".join(SAMPLERS)),
@@ -207,6 +217,82 @@ def _check_manual_optimisation(cfg: DictConfig) -> None:
             f"model.tbptt_steps optimises manually, one step per chunk: {', '.join(refused)} "
             "not applied there; unset them"
         )
+
+
+@contextmanager
+def key_errors(prefix: str, node: DictConfig | None):
+    """Any error raised while constructing from the config at `prefix` (an optimizer's, a callback's, the
+    Trainer's...) becomes a ConfigError that names the key that fed it: `optimizer.momentum=-0.5: Invalid momentum
+    value: -0.5`. Constructors check their own arguments; this only says which knob the user should change.
+    A key set through an interpolation (`lr: ${lr}`) is named as the user typed it (`lr=...`)."""
+    try:
+        yield
+    except ReportedError:
+        raise
+    except Exception as error:
+        message = _constructor_message(error)
+        if re.search(rf"(^|\s){re.escape(prefix)}\b", message):  # the constructor already named the key
+            raise ConfigError(message) from error
+        found = culprit(prefix, node, message)
+        target = OmegaConf.select(node, "_target_", default=None) if isinstance(node, DictConfig) else None
+        where = found or (f"{prefix} ({target})" if target else prefix)
+        raise ConfigError(f"{where}: {message}") from error
+
+
+def _constructor_message(error: Exception) -> str:
+    """The constructor's own words: Hydra wraps them in "Error in call to target ...", which names no key."""
+    from hydra.errors import InstantiationException
+
+    if isinstance(error, InstantiationException) and error.__cause__ is not None:
+        error = error.__cause__
+    text = str(error).strip() or type(error).__name__
+    return text if isinstance(error, (ValueError, TypeError)) else f"{type(error).__name__}: {text}"
+
+
+_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|-?inf|nan", re.IGNORECASE)
+
+
+def culprit(prefix: str, node: DictConfig | None, message: str) -> str | None:
+    """`key=value` for the leaf of `node` that `message` is about: its value and name both appear in the message
+    (best), its value, or its name. Values are compared as numbers where they are numbers (torch writes -1 as
+    -1.0); names also match as a prefix of a word ("eps" -> "epsilon") or without a plural s ("betas")."""
+    if not isinstance(node, DictConfig):
+        return None
+    numbers = {float(n) for n in _NUMBER.findall(message)}
+    words = re.findall(r"[a-z][a-z0-9_]*", message.lower())
+    raw = OmegaConf.to_container(node, resolve=False)
+    resolved = OmegaConf.to_container(node, resolve=True, throw_on_missing=False)
+    best, best_score = None, 0
+    for key, value, source in _leaves(prefix, raw, resolved):
+        name = key.rsplit(".", 1)[-1].lower()
+        named = any(w == name or w == name.rstrip("s") or (len(name) >= 3 and w.startswith(name)) for w in words)
+        score = 2 * _appears(value, numbers, message) + named
+        if score > best_score:
+            best, best_score = f"{source or key}={value!r}", score
+    return best
+
+
+def _leaves(prefix: str, raw, resolved):
+    """(dotted key, resolved value, the key it interpolates or None) for every leaf but _target_/_partial_."""
+    for key, value in resolved.items():
+        if str(key).startswith("_"):
+            continue
+        dotted, raw_value = f"{prefix}.{key}", raw.get(key)
+        if isinstance(value, dict):
+            yield from _leaves(dotted, raw_value, value)
+            continue
+        match = re.fullmatch(r"\$\{([\w.]+)\}", raw_value) if isinstance(raw_value, str) else None
+        yield dotted, value, match.group(1) if match else None
+
+
+def _appears(value, numbers: set[float], message: str) -> bool:
+    if isinstance(value, list):
+        return any(_appears(v, numbers, message) for v in value)
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, (int, float)):
+        return float(value) in numbers
+    return len(str(value)) >= 2 and str(value) in message
 
 
 @contextmanager

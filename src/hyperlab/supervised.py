@@ -164,6 +164,8 @@ class Supervised(L.LightningModule):
             values = {name: metric.compute() for name, metric in metrics.items()}
         loss = getattr(self, f"{stage}_loss")
         self.log(f"{stage}/loss", loss.compute(), prog_bar=True)
+        on_bar = {key: values.pop(key) for key in ("val/acc",) if key in values}  # what a person watches
+        self.log_dict(on_bar, prog_bar=True)
         self.log_dict(values)
         loss.reset()
         for metric in metrics.values():

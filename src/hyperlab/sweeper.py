@@ -38,6 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from hyperlab import console
 from hyperlab.study import open_storage
 
 log = logging.getLogger(__name__)
@@ -302,4 +303,8 @@ class OptunaSweep(Sweeper):
             "best": [{"number": t.number, "values": t.values, "params": t.params} for t in best],
         }
         OmegaConf.save(OmegaConf.create(summary), sweep_dir / "best.yaml")
-        log.info(f"{len(complete)} complete trials; best: {summary['best'][0]}")
+        best_metrics = sweep_dir / str(best[0].number) / "metrics.json"
+        job_metrics = json.loads(best_metrics.read_text()) if best_metrics.is_file() else {}
+        console.say(
+            console.sweep_summary(sweep_dir, summary["trials"], summary["best"], summary["objectives"], job_metrics)
+        )

@@ -7,36 +7,28 @@ Trainer from their config groups; fit; score the best checkpoint on val and test
 import copy
 import functools
 import inspect
-import logging
 import os
 import statistics
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
 import torch
-from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from hyperlab import compression, interpret, robust, runs
+from hyperlab import compression, console, interpret, robust, runs
 from hyperlab.callbacks import CheckMonitors, RestoreRNG, StopOnNonFiniteLoss, StoreRunConfig
 from hyperlab.checkpoints import check_matches, load_checkpoint
-from hyperlab.config import ConfigError, in_multirun
+from hyperlab.config import ConfigError, in_multirun, key_errors
 from hyperlab.finetune import FreezeBackbone, load_initial_weights
 from hyperlab.supervised import Supervised
 
-# `import lightning` gives the "lightning" logger a console handler of its own; under Hydra the root logger
-# already prints (and writes <run>/<task_name>.log), so without this every Lightning line appears twice.
-if logging.getLogger().handlers:
-    logging.getLogger("lightning").handlers.clear()
-# Lightning 2.6 with torch 2.13 warns on every run about a torch-internal deprecation it has not caught up with.
-warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
+console.quiet_lightning()
 
 
 def _entries(group: DictConfig | None) -> list[tuple[str, DictConfig]]:
@@ -46,16 +38,26 @@ def _entries(group: DictConfig | None) -> list[tuple[str, DictConfig]]:
 
 def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
     """Data first: the network's input shape, output size and the loss's class counts are read from it."""
-    augment = instantiate(cfg.augment) if cfg.get("augment") else None
-    datamodule = instantiate(cfg.data, augment=augment)
-    datamodule.setup("fit")
-    loss = build_loss(cfg.loss, datamodule)
+    with key_errors("augment", cfg.get("augment")):
+        augment = instantiate(cfg.augment) if cfg.get("augment") else None
+    with key_errors("data", cfg.data):
+        datamodule = instantiate(cfg.data, augment=augment)
+        datamodule.setup("fit")  # the splits, now: a bad split setting fails before the model is built
+    if augment is not None:
+        with key_errors("augment", cfg.augment):
+            augment.prepare(datamodule.input_shape)
+    with key_errors("loss", cfg.loss):
+        loss = build_loss(cfg.loss, datamodule)
     token_data = {"vocab_size": datamodule.vocab_size} if datamodule.vocab_size else {}
     if token_data and "vocab_size" not in inspect.signature(get_class(cfg.model._target_)).parameters:
         raise ConfigError("this dataset is token ids for language modelling: use model=lstm or model=transformer")
-    net = instantiate(
-        cfg.model, in_shape=datamodule.input_shape, num_classes=loss.out_features(datamodule.num_classes), **token_data
-    )
+    with key_errors("model", cfg.model):
+        net = instantiate(
+            cfg.model,
+            in_shape=datamodule.input_shape,
+            num_classes=loss.out_features(datamodule.num_classes),
+            **token_data,
+        )
     check_task_options(cfg, datamodule.task)
     finetune = cfg.get("finetune") or {}
     if finetune.get("init_from"):  # warm start; cold start (the seeded init) otherwise
@@ -69,12 +71,12 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
                 f"({type(error).__name__}: {error}); use quantize=dynamic"
             ) from error
     tbptt_steps = getattr(net, "tbptt_steps", None)
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    scheduler = factory("scheduler", cfg.scheduler) if cfg.get("scheduler") else None
     regularization = cfg.get("regularization") or {}
     module = Supervised(
         net,
         loss,
-        optimizer=instantiate(cfg.optimizer),
+        optimizer=factory("optimizer", cfg.optimizer),
         scheduler=scheduler,
         task=datamodule.task,
         num_classes=datamodule.num_classes,
@@ -86,6 +88,20 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
         adversary=adversary(cfg.get("adversarial")),
     )
     return datamodule, module
+
+
+def factory(prefix: str, node: DictConfig) -> functools.partial:
+    """The optimizer or scheduler factory of a `_partial_` config. Lightning calls it in configure_optimizers, on
+    the real parameters on their device, before the sanity check and the first step; whatever the constructor
+    refuses there (`optimizer.momentum=-0.5`) is reported as a ConfigError naming the key."""
+    with key_errors(prefix, node):
+        partial = instantiate(node)
+    return functools.partial(_naming_keys, prefix, node, partial)
+
+
+def _naming_keys(prefix: str, node: DictConfig, partial, *args, **kwargs):
+    with key_errors(prefix, node):
+        return partial(*args, **kwargs)
 
 
 def check_task_options(cfg: DictConfig, task: str) -> None:
@@ -144,7 +160,7 @@ def build_loss(loss_cfg: DictConfig, datamodule) -> torch.nn.Module:
 
 
 def build_trainer(cfg: DictConfig, config: dict) -> L.Trainer:
-    callbacks = [instantiate(node) for _, node in _entries(cfg.get("callbacks"))] + [
+    callbacks = [built(f"callbacks.{name}", node) for name, node in _entries(cfg.get("callbacks"))] + [
         StoreRunConfig(config),
         RestoreRNG(),
         StopOnNonFiniteLoss(),
@@ -157,13 +173,19 @@ def build_trainer(cfg: DictConfig, config: dict) -> L.Trainer:
 
         callbacks.append(ReportToTrial(**cfg.trial))
     loggers = [start_logger(name, node) for name, node in _entries(cfg.get("logger"))]
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    with key_errors("trainer", cfg.trainer):
+        return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def built(prefix: str, node: DictConfig):
+    with key_errors(prefix, node):
+        return instantiate(node)
 
 
 def start_logger(name: str, node: DictConfig):
     """Loggers open their files or runs lazily, at the first metric; open them now, so that an unwritable
     directory or an unreachable tracking store fails at start, not at the end of an epoch."""
-    logger = instantiate(node)
+    logger = built(f"logger.{name}", node)
     try:
         _ = logger.experiment
     except Exception as error:
@@ -319,11 +341,8 @@ def train_once(cfg: DictConfig) -> dict:
         # into this run's own dir instead and leaves the old run's files untouched.
         cfg.callbacks.model_checkpoint.dirpath = str(Path(ckpt_path).parent)
     config = OmegaConf.to_container(cfg, resolve=True)
-    try:
-        datamodule, module = build_module(cfg)
-        trainer = build_trainer(cfg, config)
-    except (InstantiationException, ValueError) as error:  # e.g. model=cnn on tabular data, loss=bce on 10 classes
-        raise ConfigError(str(error)) from error
+    datamodule, module = build_module(cfg)  # every constructor's refusal names its key (config.key_errors)
+    trainer = build_trainer(cfg, config)
     if ckpt_path:  # a corrupt file or another model's weights: say so now, not inside Lightning's restore
         check_matches(module, load_checkpoint(ckpt_path, mmap=True), ckpt_path)
     for logger in trainer.loggers:
@@ -391,9 +410,8 @@ def train(cfg: DictConfig) -> float | None:
         metrics = cross_validate(cfg, num_folds)
     else:
         metrics = train_once(cfg)
-    if cfg.optimized_metric is None:
-        return None
-    if cfg.optimized_metric not in metrics:
+    if cfg.optimized_metric is not None and cfg.optimized_metric not in metrics:
         known = sorted(k for k in metrics if k.startswith(("val/", "test/")))
         raise ConfigError(f"optimized_metric={cfg.optimized_metric!r} was not logged; logged: {', '.join(known)}")
-    return metrics[cfg.optimized_metric]
+    console.say(console.run_summary(metrics, cfg.paths.output_dir, cfg.optimized_metric))
+    return None if cfg.optimized_metric is None else metrics[cfg.optimized_metric]

@@ -12,7 +12,7 @@ SHELL  := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 ARGS   ?=
 
-.PHONY: install train test test-slow test-full lint format clean rename bench
+.PHONY: install train test test-slow test-gpu test-full lint format clean rename bench
 
 install: $(STAMP)
 
@@ -29,13 +29,17 @@ train: install
 
 # Fast tier: seconds to a minute. pytest's exit code 5 ("no tests collected") is not a failure.
 test: install
-	$(PY) -m pytest -m "not slow and not ddp and not postgres and not fault" -q $(ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+	$(PY) -m pytest -m "not slow and not ddp and not postgres and not fault and not gpu" -q $(ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 # Slower tiers: full training runs, CLI subprocesses, notebooks, 2-process DDP, sweeps on PostgreSQL.
 test-slow: install
 	$(PY) -m pytest -m "slow or ddp or postgres or fault" -q $(ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 test-full: test test-slow
+
+# GPU paths (zero host syncs per step, bf16 autocast, torch.compile, channels-last): on a machine with CUDA only.
+test-gpu: install
+	$(PY) -m pytest -m gpu -q $(ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 # Benchmarks (minutes; not part of the tests): each writes its section of bench/results.md.
 bench: install

@@ -1,35 +1,33 @@
-"""Step throughput: hyperlab's default training path vs a raw PyTorch loop and stock Lightning.
+"""Training throughput: train.py's default path against hand-written PyTorch loops over the same network and data.
 
-    python bench/step_throughput.py [--repeats 5] [--epochs 20]
+    python bench/step_throughput.py [--repeats 5] [--only mlp-256]
 
-All variants train the same MLP (64-256-256-10) on the same standardised digits train split (1257 rows), batch
-64, AdamW lr 1e-3, for the same epochs, with a validation pass over the same 180 rows after every epoch:
-  raw          a PyTorch loop over in-memory tensors (randperm + index per batch), the ceiling;
-  lightning    stock Lightning as a template typically runs it: a DataLoader over a TensorDataset, torchmetrics
-               accuracy and losses logged per epoch, the Trainer's default callbacks (progress bar, checkpoint
-               every epoch) and default logger;
-  lightning-lean  the same module and DataLoaders with no callbacks, logger, progress bar or checkpoints:
-               the cost of Lightning's loop itself;
-  hyperlab     `train.py`'s own objects for the default config (build_module + build_trainer: device-resident
-               batches, checkpoints, early stopping off so every variant runs all epochs, csv logger);
-  hyperlab-dl  the same with `data.device_resident=false` (DataLoaders), to isolate the batch path.
-Timed: `fit` only (no imports, no test pass). Variants run interleaved, `--repeats` rounds, median per variant.
+For each setting (the default MLP at width 256 and 2048, the CNN and the ResNet on digits) three variants train
+the same network (built by hyperlab from the config, then deep-copied) on the same standardised train split,
+batch 64, AdamW lr 1e-3, for the same epochs, with a validation pass over the same 180 rows after every epoch:
+  loop         a hand-written loop as people write it: torch's defaults (AdamW without `fused`), batches sliced
+               from in-memory tensors by a per-epoch randperm, argmax accuracy on validation;
+  loop-fused   the same loop with `torch.optim.AdamW(..., fused=True)`;
+  hyperlab     `train.py`'s own objects for that config (build_module + build_trainer): checkpoints (best + last
+               every epoch), LR monitor, progress bar and CSV logger on; early stopping off so every variant runs
+               all epochs; no sanity check and no test pass.
+Then the cost of checkpointing at width 2048: hyperlab with checkpoints every epoch against
+`callbacks.model_checkpoint=null` (no checkpoints at all).
+Timed: fit only (no imports, no building). Steps per second = optimizer steps / wall seconds of fit. Variants
+of a setting run interleaved, `--repeats` rounds; the table gives medians.
 """
 
 import argparse
+import copy
 import logging
 import statistics
 import tempfile
 import time
 import warnings
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from report import publish
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
-from torchmetrics.classification import MulticlassAccuracy
 
 from hyperlab.config import compose
 from hyperlab.train import build_module, build_trainer
@@ -37,85 +35,48 @@ from hyperlab.train import build_module, build_trainer
 warnings.filterwarnings("ignore")
 logging.getLogger("lightning").setLevel(logging.ERROR)
 
-
-def digits_tensors():
-    """The default config's own splits, so every variant sees identical rows."""
-    datamodule, _ = build_module(compose([], tempfile.mkdtemp()))
-    train, val = datamodule.splits["train"].tensors, datamodule.splits["val"].tensors
-    return (train[0].flatten(1), train[1]), (val[0].flatten(1), val[1])
-
-
-def mlp() -> nn.Module:
-    return nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+SETTINGS = {  # name: (overrides, epochs)
+    "mlp-256": ([], 20),
+    "mlp-2048": (["model.width=2048"], 5),
+    "cnn": (["model=cnn"], 5),
+    "resnet": (["model=resnet"], 3),
+}
+EVERY_EPOCH = ["callbacks.early_stopping=null", "++trainer.num_sanity_val_steps=0", "test=false"]
 
 
-def raw_loop(train, val, epochs: int) -> int:
-    (x, y), (vx, vy) = train, val
-    net = mlp()
-    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=0.0)
-    steps = 0
-    for epoch in range(epochs):
-        net.train()
-        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch))
-        for index in order.split(64):
-            loss = F.cross_entropy(net(x[index]), y[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            steps += 1
-        net.eval()
-        with torch.no_grad():
-            (net(vx).argmax(1) == vy).float().mean().item()
-    return steps
-
-
-class StockModule(L.LightningModule):
-    """What a template's LightningModule typically looks like."""
-
-    def __init__(self):
-        super().__init__()
-        self.net = mlp()
-        self.train_acc, self.val_acc = MulticlassAccuracy(10), MulticlassAccuracy(10)
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        logits = self.net(x)
-        loss = F.cross_entropy(logits, y)
-        self.train_acc(logits, y)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        x, y = batch
-        logits = self.net(x)
-        self.val_acc(logits, y)
-        self.log("val/loss", F.cross_entropy(logits, y), prog_bar=True)
-        self.log("val/acc", self.val_acc, prog_bar=True)
-
-    def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=1e-3)
-
-
-def lightning_fit(train, val, epochs: int, **trainer_kwargs) -> int:
-    """StockModule with DataLoaders; Trainer defaults (callbacks, logger, progress bar) unless overridden."""
-    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, num_sanity_val_steps=0, **trainer_kwargs)
-    trainer.fit(
-        StockModule(),
-        DataLoader(TensorDataset(*train), batch_size=64, shuffle=True),
-        DataLoader(TensorDataset(*val), batch_size=64),
-    )
-    return trainer.global_step
-
-
-# Lightning's own floor: the same module and loaders with nothing attached
-LEAN = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False}
-
-
-def hyperlab(epochs: int, *overrides: str):
-    every_epoch = [f"trainer.max_epochs={epochs}", "callbacks.early_stopping=null", "++trainer.num_sanity_val_steps=0"]
-    cfg = compose([*every_epoch, *overrides], tempfile.mkdtemp())
+def built(overrides: list[str], epochs: int):
+    cfg = compose([f"trainer.max_epochs={epochs}", *EVERY_EPOCH, *overrides], tempfile.mkdtemp())
     datamodule, module = build_module(cfg)
+    return cfg, datamodule, module
+
+
+def hand_written(overrides: list[str], epochs: int, fused: bool):
+    """A loop over hyperlab's own network and split tensors: what a researcher writes by hand."""
+    _, datamodule, module = built(overrides, epochs)
+    (x, y), (vx, vy) = datamodule.splits["train"].tensors[:2], datamodule.splits["val"].tensors[:2]
+    net = copy.deepcopy(module.net)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=fused or None)
+
+    def fit() -> int:
+        steps = 0
+        for epoch in range(epochs):
+            net.train()
+            for index in torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch)).split(64):
+                loss = F.cross_entropy(net(x[index]), y[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                steps += 1
+            net.eval()
+            with torch.no_grad():
+                (net(vx).argmax(1) == vy).float().mean().item()
+        return steps
+
+    return fit
+
+
+def hyperlab(overrides: list[str], epochs: int):
+    cfg, datamodule, module = built(overrides, epochs)
     trainer = build_trainer(cfg, {})
 
     def fit() -> int:
@@ -125,38 +86,65 @@ def hyperlab(epochs: int, *overrides: str):
     return fit
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--epochs", type=int, default=20)
-    args = parser.parse_args()
-    train, val = digits_tensors()
-    variants = {
-        "raw": lambda: lambda: raw_loop(train, val, args.epochs),
-        "lightning": lambda: lambda: lightning_fit(train, val, args.epochs, default_root_dir=tempfile.mkdtemp()),
-        "lightning-lean": lambda: lambda: lightning_fit(train, val, args.epochs, **LEAN),
-        "hyperlab": lambda: hyperlab(args.epochs),
-        "hyperlab-dl": lambda: hyperlab(args.epochs, "data.device_resident=false"),
-    }
+def measure(variants: dict, repeats: int) -> dict[str, list[float]]:
     rates: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         for name, make in variants.items():  # interleaved: drift in machine load hits every variant alike
             fit = make()  # building is not timed
             start = time.perf_counter()
             steps = fit()
             rates[name].append(steps / (time.perf_counter() - start))
+    return rates
+
+
+def table(rates: dict[str, list[float]], baselines: tuple[str, ...]) -> list[str]:
     medians = {name: statistics.median(r) for name, r in rates.items()}
-    body = [
-        f"{args.epochs} epochs x 20 steps (batch 64) + a validation pass per epoch; median of {args.repeats} "
-        "interleaved repeats.",
-        "",
-        "| variant | steps/s (median) | min..max | vs raw |",
-        "|---|---|---|---|",
+    rows = [
+        "| variant | steps/s (median) | min..max | " + " | ".join(f"vs {b}" for b in baselines) + " |",
+        "|---|---|---|" + "---|" * len(baselines),
     ]
     for name, r in rates.items():
-        body.append(
-            f"| {name} | {medians[name]:.0f} | {min(r):.0f}..{max(r):.0f} | {medians[name] / medians['raw']:.2f}x |"
+        ratios = " | ".join(f"{medians[name] / medians[b]:.2f}x" for b in baselines)
+        rows.append(f"| {name} | {medians[name]:.0f} | {min(r):.0f}..{max(r):.0f} | {ratios} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--only", nargs="*", default=[*SETTINGS, "checkpoints"])
+    args = parser.parse_args()
+    body = [
+        f"Each setting: its variants interleaved, {args.repeats} rounds, medians. Batch 64, 20 steps per epoch, a "
+        "validation pass per epoch.",
+    ]
+    for name, (overrides, epochs) in SETTINGS.items():
+        if name not in args.only:
+            continue
+        rates = measure(
+            {
+                "loop": lambda o=overrides, e=epochs: hand_written(o, e, fused=False),
+                "loop-fused": lambda o=overrides, e=epochs: hand_written(o, e, fused=True),
+                "hyperlab": lambda o=overrides, e=epochs: hyperlab(o, e),
+            },
+            args.repeats,
         )
+        body += ["", f"### {name} ({' '.join(overrides) or 'default config'}, {epochs} epochs)", ""]
+        body += table(rates, ("loop", "loop-fused"))
+    if "checkpoints" in args.only:
+        wide = ["model.width=2048"]
+        rates = measure(
+            {
+                "no checkpoints": lambda: hyperlab([*wide, "callbacks.model_checkpoint=null"], 5),
+                "checkpoint every epoch": lambda: hyperlab(wide, 5),
+            },
+            args.repeats,
+        )
+        medians = {name: statistics.median(r) for name, r in rates.items()}
+        cost = medians["no checkpoints"] / medians["checkpoint every epoch"] - 1
+        body += ["", "### Checkpoint cost (model.width=2048, 5 epochs, best + last every epoch)", ""]
+        body += table(rates, ("no checkpoints",))
+        body += ["", f"Fit time added by checkpointing every epoch: {cost:.1%} (target <= 3%)."]
     publish("Step throughput", "python bench/step_throughput.py", body)
 
 

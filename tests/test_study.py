@@ -342,7 +342,7 @@ def test_a_diverging_trial_is_failed_with_the_step_named(tmp_path):
     assert result.returncode == 1 and "more than hydra.sweeper.max_failures=0" in result.stderr
     (failed,) = trials(tmp_path)
     assert failed.state == TrialState.FAIL
-    assert failed.user_attrs["error"].startswith("NonFiniteLossError: train loss is nan at step")
+    assert failed.user_attrs["error"].startswith("NonFiniteLossError: train loss became nan or inf between step")
 
 
 def test_a_non_finite_or_missing_objective_is_a_failed_trial(tmp_path):

@@ -44,6 +44,7 @@ class TrainConfig:
     distill: Any = None
     adversarial: Any = None
     tune: Any = None
+    compile: bool = False
     quantize: str | None = None
     interpret: Any = None
     trial: Any = None  # the study sweeper's trial for this job (hydra_plugins/study_sweeper)
@@ -181,6 +182,18 @@ def check(cfg: DictConfig) -> None:
         )
     if OmegaConf.select(cfg, "model.tbptt_steps"):
         _check_manual_optimisation(cfg)
+    precision = str(OmegaConf.select(cfg, "trainer.precision", default=""))
+    if (
+        OmegaConf.select(cfg, "optimizer.fused")
+        and OmegaConf.select(cfg, "trainer.gradient_clip_val")
+        and (precision.endswith("-mixed") or precision == "16")
+    ):
+        # Lightning's mixed-precision plugin refuses to clip the gradients of an optimizer that unscales inside
+        # its step, which fused ones do (lightning.pytorch.plugins.precision.amp.MixedPrecision.clip_gradients)
+        raise ConfigError(
+            f"trainer.gradient_clip_val with trainer.precision={precision}: Lightning cannot clip the gradients of a "
+            "fused optimizer under mixed precision; set optimizer.fused=false"
+        )
     for key in ("finetune.init_from", "distill.teacher"):
         path = OmegaConf.select(cfg, key)
         if path is not None and not Path(path).is_file():

@@ -82,11 +82,12 @@ class Supervised(L.LightningModule):
         self.__dict__["teacher"] = teacher.eval().requires_grad_(False) if teacher is not None else None
         self.temperature, self.alpha, self.adversary = temperature, alpha, adversary
         self.lr: float | None = None  # set by Lightning's LR finder (tune.lr); None keeps the optimizer's own
-        # Steps only update torchmetrics states; values are logged once per epoch (see `_log_epoch`). Lightning's
-        # self.log costs more per call than the MLP's whole step (it walks its result objects every time).
-        self.train_acc = None
-        if task != "regression":
-            self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        # A training step adds its loss, correct predictions and sample count to one on-device tensor (a few
+        # tiny kernels, no host sync); the epoch's means go through torchmetrics (synced across DDP ranks) once,
+        # at its end. A torchmetrics update per step cost more than the default MLP's forward and backward, and
+        # Lightning's self.log per call more than that (bench/step_throughput.py, bench/profile_step.py).
+        self.train_sums: Tensor | None = None  # (loss x n, correct, n) since the epoch began
+        self.train_acc = MeanMetric() if task != "regression" else None
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.val_metrics = task_metrics(task, num_classes, "val/")
         self.test_metrics = task_metrics(task, num_classes, "test/")
@@ -115,7 +116,8 @@ class Supervised(L.LightningModule):
             kd = distillation(output, teacher_logits, self.temperature)
             self.log("train/kd_loss", kd, on_step=False, on_epoch=True)
             loss = (1 - self.alpha) * loss + self.alpha * kd
-        loss = loss + self.penalty()  # the penalties are not mixed with the teacher's term
+        if self.l1 or self.l2:  # the penalties are not mixed with the teacher's term
+            loss = loss + self.penalty()
         self._log_train(loss, output, y)
         return loss
 
@@ -142,11 +144,21 @@ class Supervised(L.LightningModule):
         return loss
 
     def _log_train(self, loss: Tensor, output: Tensor, y: Tensor) -> None:
-        self.train_loss.update(loss.detach(), len(y))
+        # made on the device by a fill kernel: a tensor from a Python number would be a host-to-device copy
+        n = torch.full((), float(y.numel()), device=y.device)  # positions count for a language model
+        correct = n.new_zeros(())
         if self.train_acc is not None:
-            self.train_acc.update(self.loss.scores(output.detach()), y)
+            correct = (self.loss.scores(output.detach()).argmax(1) == y).sum().float()
+        step = torch.stack([loss.detach().float() * n, correct, n])
+        self.train_sums = step if self.train_sums is None else self.train_sums.add_(step)
 
     def on_train_epoch_end(self) -> None:
+        if self.train_sums is not None:  # the one read of the epoch's sums
+            total, correct, n = self.train_sums.tolist()
+            self.train_sums = None
+            self.train_loss.update(total / n, n)
+            if self.train_acc is not None:
+                self.train_acc.update(correct / n, n)
         extra = {"train/acc": self.train_acc} if self.train_acc is not None else {}
         self._log_epoch("train", extra)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, read_write
 
@@ -70,6 +71,8 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
                 f"quantize=static: {type(net).__name__} cannot be prepared for static quantisation "
                 f"({type(error).__name__}: {error}); use quantize=dynamic"
             ) from error
+    if cfg.get("compile"):
+        net.compile()  # nn.Module.compile: compiled at the first call, on the device; state_dict keys unchanged
     tbptt_steps = getattr(net, "tbptt_steps", None)
     scheduler = factory("scheduler", cfg.scheduler) if cfg.get("scheduler") else None
     regularization = cfg.get("regularization") or {}
@@ -173,8 +176,12 @@ def build_trainer(cfg: DictConfig, config: dict) -> L.Trainer:
 
         callbacks.append(ReportToTrial(**cfg.trial))
     loggers = [start_logger(name, node) for name, node in _entries(cfg.get("logger"))]
+    # no ModelCheckpoint configured means no checkpoints: Lightning would otherwise add one of its own
+    checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
     with key_errors("trainer", cfg.trainer):
-        return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        return instantiate(
+            cfg.trainer, callbacks=callbacks, logger=loggers or False, enable_checkpointing=checkpointing
+        )
 
 
 def built(prefix: str, node: DictConfig):

@@ -20,6 +20,7 @@ class CNN(nn.Module):
         norm: str = "batch",
         init: str = "default",
         spectral_norm: bool = False,
+        channels_last: bool = False,
     ):
         super().__init__()
         layers.check_dropout(dropout)
@@ -38,6 +39,7 @@ class CNN(nn.Module):
         self.features = nn.Sequential(*blocks)
         self.head = layers.pooled_head(in_channels, num_classes, dropout)
         layers.finish(self, init, activation, spectral_norm)
+        self.memory_format = layers.memory_format(self, channels_last)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, num_classes) logits
-        return self.head(self.features(x))
+        return self.head(self.features(x.contiguous(memory_format=self.memory_format)))

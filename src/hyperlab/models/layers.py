@@ -2,6 +2,7 @@
 
 import math
 
+import torch
 from torch import Tensor, nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
@@ -78,6 +79,15 @@ def finish(net: nn.Module, init: str, activation_name: str, spectral: bool) -> N
     initialize(net, init, activation_name)
     if spectral:
         spectral_norm(net)
+
+
+def memory_format(net: nn.Module, channels_last: bool) -> torch.memory_format:
+    """The layout a conv net computes in. Channels-last (NHWC) lets cuDNN use tensor-core kernels without
+    transposing every activation; the kernels are converted here and keep the layout through `.to(device)`."""
+    if not channels_last:
+        return torch.contiguous_format
+    net.to(memory_format=torch.channels_last)
+    return torch.channels_last
 
 
 def spectral_norm(net: nn.Module) -> None:

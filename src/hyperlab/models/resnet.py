@@ -44,6 +44,7 @@ class ResNet(nn.Module):
         norm: str = "batch",
         init: str = "kaiming",
         spectral_norm: bool = False,
+        channels_last: bool = False,
     ):
         super().__init__()
         if blocks < 1 or not channels:
@@ -62,6 +63,7 @@ class ResNet(nn.Module):
         self.features = nn.Sequential(*stages)
         self.head = layers.pooled_head(in_channels, num_classes, dropout)
         layers.finish(self, init, activation, spectral_norm)
+        self.memory_format = layers.memory_format(self, channels_last)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, num_classes) logits
-        return self.head(self.features(x))
+        return self.head(self.features(x.contiguous(memory_format=self.memory_format)))

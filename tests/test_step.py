@@ -1,0 +1,160 @@
+"""The fast paths of a training step and its checkpoints change speed, never results."""
+
+import os
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from hyperlab.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
+from hyperlab.checkpoints import BackgroundCheckpointIO
+from hyperlab.train import build_module, build_trainer, train
+
+
+def fitted_weights(make_cfg, *overrides: str) -> dict:
+    cfg = make_cfg(*overrides, "callbacks=none", "test=false", "logger=[]", "trainer.enable_progress_bar=false")
+    torch.manual_seed(0)
+    datamodule, module = build_module(cfg)
+    trainer = build_trainer(cfg, {})
+    trainer.fit(module, datamodule=datamodule)
+    return {k: v.clone() for k, v in module.net.state_dict().items()}, trainer
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "adam", "sgd", "adagrad"])
+def test_fused_optimizers_are_the_default_and_train_like_the_unfused_ones(optimizer, make_cfg):
+    fused, trainer = fitted_weights(make_cfg, f"optimizer={optimizer}")
+    assert trainer.optimizers[0].defaults["fused"] is True
+    plain, trainer = fitted_weights(make_cfg, f"optimizer={optimizer}", "optimizer.fused=false")
+    assert not trainer.optimizers[0].defaults["fused"]
+    for name in fused:  # 40 steps apart only by floating-point summation order
+        torch.testing.assert_close(fused[name], plain[name], rtol=1e-4, atol=1e-5)
+
+
+def test_train_loss_and_accuracy_from_on_device_sums_equal_the_epoch_means(make_cfg):
+    """One epoch with a negligible LR: the logged train/loss and train/acc are the row means of the initial net."""
+    cfg = make_cfg("optimizer=sgd", "lr=1e-12", "trainer.max_epochs=1", "callbacks=none", "test=false")
+    datamodule, module = build_module(cfg)
+    x, y = datamodule.splits["train"].tensors[:2]
+    with torch.no_grad():
+        logits = module.net(x)
+    trainer = build_trainer(cfg, {})
+    trainer.fit(module, datamodule=datamodule)
+    logged = trainer.logged_metrics
+    assert float(logged["train/loss"]) == pytest.approx(F.cross_entropy(logits, y).item(), abs=1e-5)
+    assert float(logged["train/acc"]) == pytest.approx((logits.argmax(1) == y).float().mean().item(), abs=1e-6)
+
+
+class FakeTrainer(SimpleNamespace):
+    log_every_n_steps = 10
+    current_epoch = 1
+    checkpoint_callback = None
+
+
+def test_the_non_finite_guard_reads_its_flag_at_logging_intervals_and_names_the_window():
+    guard, trainer = StopOnNonFiniteLoss(), FakeTrainer(global_step=0)
+    reads = []
+    original = guard.check
+    guard.check = lambda t: reads.append(t.global_step) or original(t)
+    for step in range(1, 21):
+        trainer.global_step = step
+        loss = torch.tensor(float("nan") if step == 13 else 1.0)
+        if step < 20:
+            guard.on_train_batch_end(trainer, None, {"loss": loss}, None, step)
+            continue
+        with pytest.raises(NonFiniteLossError, match=r"between step 11 and step 20 \(epoch 1\)"):
+            guard.on_train_batch_end(trainer, None, {"loss": loss}, None, step)
+    assert reads == [10, 20]  # two host reads in 20 steps
+
+
+def test_the_non_finite_guard_runs_before_a_checkpoint_is_written():
+    guard, trainer = StopOnNonFiniteLoss(), FakeTrainer(global_step=3)
+    guard.on_train_batch_end(trainer, None, torch.tensor(float("inf")), None, 2)
+    with pytest.raises(NonFiniteLossError, match="between step 1 and step 3"):
+        guard.on_save_checkpoint(trainer, None, {})
+
+
+def checkpoint_run(make_cfg, *overrides: str):
+    cfg = make_cfg("trainer.max_epochs=4", "callbacks.early_stopping=null", "test=false", *overrides)
+    train(cfg)
+    return Path(cfg.paths.output_dir) / "checkpoints"
+
+
+def test_last_is_a_hard_link_to_the_best_when_they_hold_the_same_state(make_cfg):
+    folder = checkpoint_run(make_cfg)  # val/loss improves every epoch on this seed: epoch 3 is best and last
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch_003.ckpt", "last.ckpt"]
+    assert os.path.samefile(folder / "last.ckpt", folder / "epoch_003.ckpt")  # one write, two names
+
+
+def test_last_holds_the_newest_state_when_it_is_not_the_best(make_cfg):
+    folder = checkpoint_run(make_cfg, "callbacks.model_checkpoint.mode=max")  # val/loss max: epoch 0 stays best
+    best = torch.load(folder / "epoch_000.ckpt", weights_only=True)
+    last = torch.load(folder / "last.ckpt", weights_only=True)
+    assert (best["epoch"], last["epoch"], last["global_step"]) == (0, 3, 80)
+    assert not os.path.samefile(folder / "last.ckpt", folder / "epoch_000.ckpt")
+
+
+def test_checkpoints_are_written_off_the_training_thread(make_cfg, monkeypatch):
+    threads = []
+    save = TorchCheckpointIO.save_checkpoint
+    monkeypatch.setattr(
+        TorchCheckpointIO,
+        "save_checkpoint",
+        lambda self, *a, **k: threads.append(threading.current_thread().name) or save(self, *a, **k),
+    )
+    folder = checkpoint_run(make_cfg)
+    assert threads and threading.main_thread().name not in threads
+    assert torch.load(folder / "last.ckpt", weights_only=True)["epoch"] == 3  # complete when fit returns
+
+
+def test_checkpoint_cadence_in_steps(make_cfg):
+    folder = checkpoint_run(
+        make_cfg,
+        "callbacks.model_checkpoint.every_n_train_steps=30",
+        "callbacks.model_checkpoint.every_n_epochs=null",
+        "callbacks.model_checkpoint.save_top_k=-1",
+        "callbacks.model_checkpoint.monitor=null",
+        "callbacks.model_checkpoint.filename='step_{step:03d}'",
+    )
+    steps = sorted(torch.load(p, weights_only=True)["global_step"] for p in folder.glob("step_*.ckpt"))
+    assert steps == [30, 60]
+
+
+def test_no_model_checkpoint_means_no_checkpoints(make_cfg):
+    cfg = make_cfg("callbacks.model_checkpoint=null", "trainer.max_epochs=2")
+    val_acc = train(cfg)
+    assert not list(Path(cfg.paths.output_dir).rglob("*.ckpt"))  # Lightning added none of its own
+    metrics = __import__("json").loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert metrics["ckpt/best"] is None and metrics["val/acc"] == val_acc > 0.8  # the final weights, scored
+
+
+def test_the_background_writer_is_the_default_and_can_be_switched_off(make_cfg):
+    assert isinstance(build_trainer(make_cfg(), {}).strategy.checkpoint_io, BackgroundCheckpointIO)
+    trainer = build_trainer(make_cfg("trainer.plugins=null"), {})
+    assert not isinstance(trainer.strategy.checkpoint_io, BackgroundCheckpointIO)
+
+
+@pytest.mark.parametrize("model", ["cnn", "resnet"])
+def test_channels_last_computes_the_same_in_nhwc(model, make_cfg):
+    torch.manual_seed(0)
+    _, plain = build_module(make_cfg(f"model={model}"))
+    torch.manual_seed(0)
+    _, nhwc = build_module(make_cfg(f"model={model}", "model.channels_last=true"))
+    conv = next(m for m in nhwc.net.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(8, 1, 8, 8)
+    plain.eval(), nhwc.eval()
+    torch.testing.assert_close(nhwc(x), plain(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_compile_trains_like_eager_on_the_cpu(make_cfg):
+    """torch.compile of the network (inductor, gcc): the same losses within float tolerance; ~15 s to compile."""
+    eager, _ = fitted_weights(make_cfg, "trainer.max_epochs=1")
+    compiled, trainer = fitted_weights(make_cfg, "trainer.max_epochs=1", "compile=true")
+    assert hasattr(trainer.lightning_module.net, "_compiled_call_impl")
+    for name in eager:  # the same keys: compiling in place leaves the state_dict as it was
+        torch.testing.assert_close(compiled[name], eager[name], rtol=1e-3, atol=1e-4)

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from omegaconf import OmegaConf
 
 from hyperlab.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
-from hyperlab.checkpoints import BackgroundCheckpointIO
+from hyperlab.checkpoints import BackgroundCheckpointIO, DirectCheckpointIO
 from hyperlab.train import build_module, build_trainer, train
 
 
@@ -99,13 +99,13 @@ def test_last_holds_the_newest_state_when_it_is_not_the_best(make_cfg):
 
 def test_checkpoints_are_written_off_the_training_thread(make_cfg, monkeypatch):
     threads = []
-    save = TorchCheckpointIO.save_checkpoint
+    save = DirectCheckpointIO.save_checkpoint
     monkeypatch.setattr(
-        TorchCheckpointIO,
+        DirectCheckpointIO,
         "save_checkpoint",
         lambda self, *a, **k: threads.append(threading.current_thread().name) or save(self, *a, **k),
     )
-    folder = checkpoint_run(make_cfg)
+    folder = checkpoint_run(make_cfg, "trainer.plugins=[{_target_:hyperlab.checkpoints.BackgroundCheckpointIO}]")
     assert threads and threading.main_thread().name not in threads
     assert torch.load(folder / "last.ckpt", weights_only=True)["epoch"] == 3  # complete when fit returns
 
@@ -131,10 +131,13 @@ def test_no_model_checkpoint_means_no_checkpoints(make_cfg):
     assert metrics["ckpt/best"] is None and metrics["val/acc"] == val_acc > 0.8  # the final weights, scored
 
 
-def test_the_background_writer_is_the_default_and_can_be_switched_off(make_cfg):
-    assert isinstance(build_trainer(make_cfg(), {}).strategy.checkpoint_io, BackgroundCheckpointIO)
+def test_checkpoint_writers_per_trainer_option(make_cfg):
+    """On a CPU the writer streams on the training thread; trainer=gpu (and ddp) write on a background thread."""
+    assert type(build_trainer(make_cfg(), {}).strategy.checkpoint_io) is DirectCheckpointIO
+    gpu = OmegaConf.to_container(make_cfg("trainer=gpu").trainer.plugins)
+    assert gpu == [{"_target_": "hyperlab.checkpoints.BackgroundCheckpointIO"}]
     trainer = build_trainer(make_cfg("trainer.plugins=null"), {})
-    assert not isinstance(trainer.strategy.checkpoint_io, BackgroundCheckpointIO)
+    assert not isinstance(trainer.strategy.checkpoint_io, (DirectCheckpointIO, BackgroundCheckpointIO))
 
 
 @pytest.mark.parametrize("model", ["cnn", "resnet"])

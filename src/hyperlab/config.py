@@ -138,6 +138,7 @@ RULES = [
     ("quantize", lambda v: v in (None, "dynamic", "static"), "null, dynamic or static"),
     ("interpret.samples", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     ("model.blocks", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("model.base_width", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("model.heads", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("resume", lambda v: v in RESUME_MODES, " or ".join(RESUME_MODES)),
     ("optimized_metric", lambda v: v is None or str(v).startswith(("val/", "test/")), "null or a val/* or test/* key"),

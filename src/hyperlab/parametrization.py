@@ -14,6 +14,7 @@ network start as small as a narrow one's. At m = 1 all of this is the standard p
 apply the readout multiplier themselves (`model.parametrization=mup`); this module gives the learning rates.
 """
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -80,8 +81,12 @@ def activation_scales(
             nn.functional.cross_entropy(net(x), y).backward()
             optimizer.step()
         scales: dict[str, float] = {}
+
+        def record(module, inputs, output, name: str, scales=scales) -> None:
+            scales[name] = output.abs().mean().item()
+
         hooks = [
-            module.register_forward_hook(lambda m, i, o, name=name: scales.__setitem__(name, o.abs().mean().item()))
+            module.register_forward_hook(functools.partial(record, name=name))
             for name, module in net.named_modules()
             if isinstance(module, nn.Linear)
         ]

@@ -70,6 +70,7 @@ class Supervised(L.LightningModule):
         temperature: float = 4.0,
         alpha: float = 0.5,
         adversary: Callable[[nn.Module, nn.Module, Tensor, Tensor], Tensor] | None = None,
+        lr_scales: dict[str, float] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "teacher", "adversary"])
@@ -81,6 +82,7 @@ class Supervised(L.LightningModule):
         # the teacher is not a submodule: never optimised, never in this model's checkpoints
         self.__dict__["teacher"] = teacher.eval().requires_grad_(False) if teacher is not None else None
         self.temperature, self.alpha, self.adversary = temperature, alpha, adversary
+        self.lr_scales = lr_scales or {}  # per parameter of `net`: a learning-rate multiplier (muP)
         self.lr: float | None = None  # set by Lightning's LR finder (tune.lr); None keeps the optimizer's own
         # A training step adds its loss, correct predictions and sample count to one on-device tensor (a few
         # tiny kernels, no host sync); the epoch's means go through torchmetrics (synced across DDP ranks) once,
@@ -202,17 +204,26 @@ class Supervised(L.LightningModule):
         return self.loss.scores(self.net(batch[0]))  # (B, num_classes) probabilities; (B,) for regression
 
     def parameter_groups(self) -> list[dict]:
-        """One group; or, with `no_decay_bias_norm`, biases and norm scales (1-D parameters) in a second group
-        with weight_decay 0, as is usual for transformers: decaying them only pulls the normalisation to 0."""
+        """One group; or, with `no_decay_bias_norm`, biases and norm scales (1-D parameters) in a group with
+        weight_decay 0, as is usual for transformers: decaying them only pulls the normalisation to 0. With
+        `lr_scales` (muP), parameters are grouped further by their learning-rate multiplier (`lr_scale`)."""
         trainable = [p for p in self.parameters() if p.requires_grad]  # a frozen backbone joins later
-        if not self.no_decay_bias_norm:
-            return [{"params": trainable}]
-        decay = [p for p in trainable if p.ndim >= 2]
-        no_decay = [p for p in trainable if p.ndim < 2]
-        return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+        scale_of = {id(p): self.lr_scales.get(name, 1.0) for name, p in self.net.named_parameters()}
+        groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
+        for p in trainable:
+            decay = not (self.no_decay_bias_norm and p.ndim < 2)
+            groups.setdefault((decay, scale_of.get(id(p), 1.0)), []).append(p)
+        return [
+            {"params": params, **({} if decay else {"weight_decay": 0.0}), **({"lr_scale": s} if s != 1.0 else {})}
+            for (decay, s), params in groups.items()
+        ]
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameter_groups(), **({"lr": self.lr} if self.lr else {}))
+        for group in optimizer.param_groups:  # muP: lr x scale, weight decay / scale (lr x decay is the step)
+            scale = group.get("lr_scale", 1.0)
+            group["lr"] *= scale
+            group["weight_decay"] = group.get("weight_decay", 0.0) / scale
         if self.scheduler_factory is None:
             return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)

@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from hyperlab import compression, console, interpret, robust, runs
+from hyperlab import compression, console, interpret, parametrization, robust, runs
 from hyperlab.callbacks import CheckMonitors, RestoreRNG, StopOnNonFiniteLoss, StoreRunConfig
 from hyperlab.checkpoints import check_matches, load_checkpoint
 from hyperlab.config import ConfigError, in_multirun, key_errors
@@ -52,13 +52,9 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
     token_data = {"vocab_size": datamodule.vocab_size} if datamodule.vocab_size else {}
     if token_data and "vocab_size" not in inspect.signature(get_class(cfg.model._target_)).parameters:
         raise ConfigError("this dataset is token ids for language modelling: use model=lstm or model=transformer")
+    net_outputs = loss.out_features(datamodule.num_classes)
     with key_errors("model", cfg.model):
-        net = instantiate(
-            cfg.model,
-            in_shape=datamodule.input_shape,
-            num_classes=loss.out_features(datamodule.num_classes),
-            **token_data,
-        )
+        net = instantiate(cfg.model, in_shape=datamodule.input_shape, num_classes=net_outputs, **token_data)
     check_task_options(cfg, datamodule.task)
     finetune = cfg.get("finetune") or {}
     if finetune.get("init_from"):  # warm start; cold start (the seeded init) otherwise
@@ -89,8 +85,19 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
         tbptt_steps=tbptt_steps,
         **distillation_args(cfg.get("distill"), net, datamodule),
         adversary=adversary(cfg.get("adversarial")),
+        lr_scales=mup_lr_scales(cfg, net, in_shape=datamodule.input_shape, num_classes=net_outputs, **token_data),
     )
     return datamodule, module
+
+
+def mup_lr_scales(cfg: DictConfig, net: torch.nn.Module, **shape) -> dict[str, float] | None:
+    """muP's learning-rate multiplier per parameter (hyperlab.parametrization) when model.parametrization=mup:
+    the network rebuilt at model.base_width tells which of its dimensions grow with width."""
+    if cfg.model.get("parametrization", "standard") != "mup":
+        return None
+    base = instantiate(cfg.model, width=cfg.model.base_width, **shape)
+    optimizer_class = get_class(cfg.optimizer._target_)
+    return parametrization.lr_scales(net, base, cfg.model.width / cfg.model.base_width, optimizer_class)
 
 
 def factory(prefix: str, node: DictConfig) -> functools.partial:

@@ -99,6 +99,7 @@ class ArrayDataModule(L.LightningDataModule):
         self,
         load: Callable[[], tuple[np.ndarray, ...]],
         batch_size: int = 64,
+        eval_batch_size: int = 1024,
         task: str = "classification",
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
@@ -143,6 +144,7 @@ class ArrayDataModule(L.LightningDataModule):
         if smooth_sigma and not image_shape:
             raise ValueError(f"data.smooth_sigma={smooth_sigma} blurs images: it needs data.image_shape")
         self.load, self.batch_size, self.task = load, batch_size, task
+        self.eval_batch_size = eval_batch_size
         # everything that changes the tensors: the cache key, and the record of how they were made
         self.recipe = {
             "load": repr(load),
@@ -296,26 +298,27 @@ class ArrayDataModule(L.LightningDataModule):
         return self._loader(data, sampler)
 
     def val_dataloader(self):
-        return self._loader(self.splits["val"])
+        return self._loader(self.splits["val"], batch_size=self.eval_batch_size)
 
     def test_dataloader(self):
-        return self._loader(self.splits["test"])
+        return self._loader(self.splits["test"], batch_size=self.eval_batch_size)
 
     def predict_dataloader(self):
         return self.test_dataloader()
 
-    def _loader(self, data: TensorDataset, sampler: EpochSeededSampler | None = None):
+    def _loader(self, data: TensorDataset, sampler: EpochSeededSampler | None = None, batch_size: int | None = None):
+        batch_size = batch_size or self.batch_size
         trainer = self.trainer
         if self.device_resident:
             device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
             tensors = [t.to(device) for t in data.tensors]
             rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-            return TensorBatches(tensors, self.batch_size, sampler, rank, world)
+            return TensorBatches(tensors, batch_size, sampler, rank, world)
         # Each DataLoader iterator draws a base seed from its generator; with the default (global) RNG that
         # draw would shift dropout masks, and a resumed run, whose first iterator is built before the RNG is
         # restored, would drift from an unbroken one. A generator of its own leaves the global RNG to the model.
         generator = torch.Generator().manual_seed(self.shuffle_seed)
-        return DataLoader(data, batch_size=self.batch_size, sampler=sampler, generator=generator, **self.loader_kwargs)
+        return DataLoader(data, batch_size=batch_size, sampler=sampler, generator=generator, **self.loader_kwargs)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """Augment training batches on the device they train on; val/test/predict batches pass untouched."""

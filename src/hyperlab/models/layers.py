@@ -10,23 +10,23 @@ NORMS = ("none", "batch", "layer")
 INITS = ("default", "xavier", "kaiming", "orthogonal")
 
 
-def _choose(key: str, value: str, allowed) -> str:
+def choose(key: str, value: str, allowed) -> str:
     if value not in allowed:
         raise ValueError(f"{key}={value!r} is not one of: {', '.join(allowed)}")
     return value
 
 
 def activation(name: str) -> nn.Module:
-    return ACTIVATIONS[_choose("model.activation", name, ACTIVATIONS)]()
+    return ACTIVATIONS[choose("model.activation", name, ACTIVATIONS)]()
 
 
 def norm_1d(name: str, features: int) -> nn.Module:
-    kind = _choose("model.norm", name, NORMS)
+    kind = choose("model.norm", name, NORMS)
     return {"none": nn.Identity, "batch": nn.BatchNorm1d, "layer": nn.LayerNorm}[kind](features)
 
 
 def norm_2d(name: str, channels: int) -> nn.Module:
-    kind = _choose("model.norm", name, NORMS)
+    kind = choose("model.norm", name, NORMS)
     if kind == "layer":  # layer norm over (C, H, W) of each sample == group norm with one group
         return nn.GroupNorm(1, channels)
     return nn.Identity() if kind == "none" else nn.BatchNorm2d(channels)
@@ -50,7 +50,7 @@ def check_dropout(p: float) -> float:
 
 def initialize(net: nn.Module, scheme: str, activation_name: str) -> None:
     """Re-initialise every Linear/Conv/LSTM weight (biases to zero); 'default' keeps PyTorch's own init."""
-    _choose("model.init", scheme, INITS)
+    choose("model.init", scheme, INITS)
     if scheme == "default":
         return
     # kaiming's gain follows the activation; leaky_relu uses PyTorch's default slope 0.01.
@@ -100,7 +100,7 @@ def spectral_norm(net: nn.Module) -> None:
 
 def sequence_norm(name: str, features: int) -> nn.Module:
     """Normalisation for sequence models: layer norm or none (batch norm across time steps is not used there)."""
-    kind = _choose("model.norm", name, ("none", "layer"))
+    kind = choose("model.norm", name, ("none", "layer"))
     return nn.LayerNorm(features) if kind == "layer" else nn.Identity()
 
 

@@ -1,15 +1,22 @@
 import math
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from hyperlab.models import layers
+from hyperlab.parametrization import Readout
+
+PARAMETRIZATIONS = ("standard", "mup")
 
 
 class MLP(nn.Module):
     """`depth` hidden blocks of Linear -> norm -> activation -> dropout, then a linear classifier head.
 
-    Any input shape is flattened, so an 8x8 image and a 30-feature table row both work.
+    Any input shape is flattened, so an 8x8 image and a 30-feature table row both work. With
+    `parametrization="mup"` the readout is muP's (input x base_width/width, weights x sqrt(width/base_width) at
+    init); the per-layer learning rates come from hyperlab.parametrization.lr_scales. At width == base_width it
+    is the standard network.
     """
 
     def __init__(
@@ -23,11 +30,14 @@ class MLP(nn.Module):
         norm: str = "none",
         init: str = "default",
         spectral_norm: bool = False,
+        parametrization: str = "standard",
+        base_width: int = 256,
     ):
         super().__init__()
         if depth < 0 or width < 1:
             raise ValueError(f"model.depth={depth} must be >= 0 and model.width={width} >= 1")
         layers.check_dropout(dropout)
+        mup = layers.choose("model.parametrization", parametrization, PARAMETRIZATIONS) == "mup"
         blocks: list[nn.Module] = [nn.Flatten()]
         features = math.prod(in_shape)
         for _ in range(depth):
@@ -35,9 +45,15 @@ class MLP(nn.Module):
             if dropout > 0:
                 blocks.append(nn.Dropout(dropout))
             features = width
+        width_mult = width / base_width if depth else 1.0  # no hidden layer: nothing grows with width
+        if mup:  # the readout sees its input divided by m (hyperlab.parametrization)
+            blocks.append(Readout(1.0 / width_mult))
         blocks.append(nn.Linear(features, num_classes))
         self.layers = nn.Sequential(*blocks)
         layers.finish(self, init, activation, spectral_norm)
+        if mup:  # ... and starts sqrt(m) larger: its effective init variance goes as 1/width^2
+            with torch.no_grad():
+                self.head.weight.mul_(width_mult**0.5)
 
     @property
     def head(self) -> nn.Module:

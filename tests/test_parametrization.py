@@ -1,0 +1,90 @@
+"""muP (model.parametrization=mup): per-layer learning rates, the readout, and the coordinate check."""
+
+import pytest
+import torch
+
+from hyperlab.config import ConfigError
+from hyperlab.models import MLP
+from hyperlab.parametrization import activation_scales, lr_scales
+from hyperlab.train import build_module, train
+
+
+def mlp(width: int, parametrization: str = "mup", base_width: int = 64) -> MLP:
+    return MLP((64,), 10, width=width, parametrization=parametrization, base_width=base_width)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "expected"),
+    [
+        # layers.1 input weights and bias, layers.4 hidden matrix and bias, layers.8 readout weight and bias
+        (torch.optim.AdamW, {"layers.1.weight": 1, "layers.1.bias": 1, "layers.4.weight": 1 / 4, "layers.8.weight": 1}),
+        (torch.optim.SGD, {"layers.1.weight": 4, "layers.4.bias": 4, "layers.4.weight": 1, "layers.8.weight": 4}),
+    ],
+)
+def test_learning_rate_multipliers_follow_the_dimensions_that_grow(optimizer, expected):
+    scales = lr_scales(mlp(256), mlp(64), 256 / 64, optimizer)
+    assert {name: scales[name] for name in expected} == expected
+    assert scales["layers.8.bias"] == 1  # the output bias does not grow with width
+
+
+def test_at_the_base_width_mup_is_the_standard_network():
+    torch.manual_seed(0)
+    standard = mlp(64, "standard")
+    torch.manual_seed(0)
+    mup = mlp(64, "mup")
+    x = torch.randn(8, 64)
+    torch.testing.assert_close(mup(x), standard(x))
+    assert set(lr_scales(mup, mlp(64), 1.0, torch.optim.AdamW).values()) == {1.0}
+
+
+def test_the_readout_divides_its_input_by_m_and_starts_sqrt_m_larger():
+    torch.manual_seed(0)
+    standard = mlp(1024, "standard")
+    torch.manual_seed(0)
+    mup = mlp(1024, "mup")  # m = 16
+    assert mup.layers[-2].multiplier == 1 / 16
+    torch.testing.assert_close(mup.head.weight, standard.head.weight * 4)
+
+
+def test_the_multipliers_reach_the_optimizer_groups(make_cfg):
+    cfg = make_cfg("model.width=512", "model.parametrization=mup", "model.base_width=128", "weight_decay=0.01")
+    _, module = build_module(cfg)
+    optimizer = module.configure_optimizers()
+    by_size = {sum(p.numel() for p in g["params"]): (g["lr"], g["weight_decay"]) for g in optimizer.param_groups}
+    assert by_size[512 * 512] == pytest.approx((1e-3 / 4, 0.01 * 4))  # lr x weight decay is unchanged
+    assert by_size[64 * 512 + 512 + 512 + 512 * 10 + 10] == pytest.approx((1e-3, 0.01))
+
+
+def test_an_unknown_parametrization_is_refused(make_cfg):
+    with pytest.raises(ConfigError, match="model.parametrization='ntk' is not one of: standard, mup"):
+        train(make_cfg("model.parametrization=ntk"))
+
+
+def adamw(net: MLP, parametrization: str, lr: float = 1e-2) -> torch.optim.AdamW:
+    if parametrization == "standard":
+        return torch.optim.AdamW(net.parameters(), lr=lr)
+    scales = lr_scales(net, mlp(64), net.layers[1].out_features / 64, torch.optim.AdamW)
+    return torch.optim.AdamW([{"params": [p], "lr": lr * scales[name]} for name, p in net.named_parameters()])
+
+
+def coordinate_check(parametrization: str) -> dict[int, dict[str, float]]:
+    torch.manual_seed(0)
+    x, y = torch.randn(256, 64), torch.randint(0, 10, (256,))
+    return activation_scales(
+        lambda width: mlp(width, parametrization), [64, 256, 1024], x, y, lambda net: adamw(net, parametrization)
+    )
+
+
+def test_coordinate_check_activations_stay_flat_across_width_under_mup_and_grow_under_standard():
+    """muP's validation (Yang et al. 2022, Fig. 5): after a few Adam steps, the scale of every layer's output is
+    about the same at width 64 and 1024 under muP; under the standard parametrisation the hidden and output
+    layers' grow with width."""
+    standard, mup = coordinate_check("standard"), coordinate_check("mup")
+    for layer in (1, 2):  # the Linear layers in order: input, hidden, readout
+        assert growth(standard, layer) > 3
+        assert 0.5 < growth(mup, layer) < 2
+
+
+def growth(scales: dict[int, dict[str, float]], layer: int) -> float:
+    """How much the mean |output| of the layer-th Linear grew from width 64 to width 1024."""
+    return list(scales[1024].values())[layer] / list(scales[64].values())[layer]

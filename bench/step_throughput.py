@@ -10,7 +10,7 @@ batch 64, AdamW lr 1e-3, for the same epochs, with a validation pass over the sa
   loop-fused   the same loop with `torch.optim.AdamW(..., fused=True)`;
   hyperlab     `train.py`'s own objects for that config (build_module + build_trainer): checkpoints (best + last
                every epoch), LR monitor, progress bar and CSV logger on; early stopping off so every variant runs
-               all epochs; no sanity check and no test pass.
+               all epochs; no sanity check and no test pass; and the same with `callbacks.model_checkpoint=null`.
 Then the cost of checkpointing every epoch at width 2048, per checkpoint writer, against
 `callbacks.model_checkpoint=null` (no checkpoints at all), and the floor a plain write of the same bytes sets.
 Timed: fit only (no imports, no building). Steps per second = optimizer steps / wall seconds of fit. Variants
@@ -114,11 +114,11 @@ def checkpoint_cost(repeats: int) -> list[str]:
     """Fit time at width 2048 (5 epochs, a ~50 MB checkpoint per epoch) with each checkpoint writer, and the floor:
     the same bytes written by one plain `write` call per epoch, as a share of the fit without checkpoints."""
     wide, epochs = ["model.width=2048"], 5
-    direct = "trainer.plugins=[{_target_:hyperlab.checkpoints.DirectCheckpointIO}]"
+    background = "trainer.plugins=[{_target_:hyperlab.checkpoints.BackgroundCheckpointIO}]"
     variants = {
         "no checkpoints": [*wide, "callbacks.model_checkpoint=null"],
-        "background writes (default)": wide,
-        "synchronous, hyperlab's writer": [*wide, direct],
+        "synchronous, hyperlab's writer (default)": wide,
+        "background thread (trainer=gpu's writer)": [*wide, background],
         "synchronous, Lightning's writer": [*wide, "trainer.plugins=null"],
     }
     seconds = {name: [] for name in variants}

@@ -11,11 +11,15 @@ GROUPS = ["optimizer", "scheduler", "model", "loss", "augment", "data", "trainer
 GROUPS.append("experiment")
 # These need hardware this CPU machine lacks; they are composed and their targets resolved, not instantiated.
 NEEDS_ACCELERATOR = {("trainer", "gpu"), ("trainer", "mps"), ("trainer", "ddp"), ("trainer", "fsdp")}
+NEEDS_ACCELERATOR |= {("experiment", "gpt_stdlib_gpu")}
 # Options that only make sense with another: the data decides the task, the task the loss and the model.
 COMPANIONS = {
     ("data", "diabetes"): ["loss=mse", "optimized_metric=val/r2"],
     ("data", "text"): ["model=lstm"],
+    ("data", "stdlib"): ["model=gpt", "data.tokenizer=bytes", "model.width=32", "model.depth=1", "model.heads=2"],
+    ("model", "gpt"): ["data=stdlib", "data.tokenizer=bytes", "model.width=32", "model.depth=1", "model.heads=2"],
     ("loss", "mse"): ["data=diabetes", "optimized_metric=val/r2"],
+    ("experiment", "gpt_stdlib"): ["scheduler.warmup_steps=10"],  # the test builds the schedule for 100 steps
     ("loss", "bce"): ["data=breast_cancer"],
 }
 

@@ -27,8 +27,7 @@ def infinite_dims(net: nn.Module, base: nn.Module) -> dict[str, int]:
     """Per parameter name, how many of its dimensions differ between `net` and the same network at base width."""
     base_shapes = {name: p.shape for name, p in base.named_parameters()}
     return {
-        name: sum(a != b for a, b in zip(p.shape, base_shapes[name], strict=True))
-        for name, p in net.named_parameters()
+        name: sum(a != b for a, b in zip(p.shape, base_shapes[name], strict=True)) for name, p in net.named_parameters()
     }
 
 

@@ -71,6 +71,7 @@ class Supervised(L.LightningModule):
         alpha: float = 0.5,
         adversary: Callable[[nn.Module, nn.Module, Tensor, Tensor], Tensor] | None = None,
         lr_scales: dict[str, float] | None = None,
+        bytes_per_token: dict[str, float] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "teacher", "adversary"])
@@ -83,6 +84,7 @@ class Supervised(L.LightningModule):
         self.__dict__["teacher"] = teacher.eval().requires_grad_(False) if teacher is not None else None
         self.temperature, self.alpha, self.adversary = temperature, alpha, adversary
         self.lr_scales = lr_scales or {}  # per parameter of `net`: a learning-rate multiplier (muP)
+        self.bytes_per_token = bytes_per_token or {}  # per split, for a language model's bits per byte
         self.lr: float | None = None  # set by Lightning's LR finder (tune.lr); None keeps the optimizer's own
         # A training step adds its loss, correct predictions and sample count to one on-device tensor (a few
         # tiny kernels, no host sync); the epoch's means go through torchmetrics (synced across DDP ranks) once,
@@ -177,7 +179,11 @@ class Supervised(L.LightningModule):
         else:
             values = {name: metric.compute() for name, metric in metrics.items()}
         loss = getattr(self, f"{stage}_loss")
-        self.log(f"{stage}/loss", loss.compute(), prog_bar=True)
+        nats = loss.compute()
+        self.log(f"{stage}/loss", nats, prog_bar=True)
+        if stage in self.bytes_per_token:  # nats per token -> bits per byte of the text: comparable across
+            # tokenisers and with compressors (zlib, xz). The split's own bytes/token ratio (manifest.json).
+            values[f"{stage}/bpb"] = nats / math.log(2) / self.bytes_per_token[stage]
         on_bar = {key: values.pop(key) for key in ("val/acc",) if key in values}  # what a person watches
         self.log_dict(on_bar, prog_bar=True)
         self.log_dict(values)

@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from hyperlab import compression, console, interpret, parametrization, robust, runs
+from hyperlab import compression, console, interpret, parametrization, robust, runs, throughput
 from hyperlab.callbacks import CheckMonitors, RestoreRNG, StopOnNonFiniteLoss, StoreRunConfig
 from hyperlab.checkpoints import check_matches, load_checkpoint
 from hyperlab.config import ConfigError, in_multirun, key_errors
@@ -42,7 +42,7 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
     with key_errors("augment", cfg.get("augment")):
         augment = instantiate(cfg.augment) if cfg.get("augment") else None
     with key_errors("data", cfg.data):
-        datamodule = instantiate(cfg.data, augment=augment)
+        datamodule = instantiate(cfg.data, **({"augment": augment} if augment is not None else {}))
         datamodule.setup("fit")  # the splits, now: a bad split setting fails before the model is built
     if augment is not None:
         with key_errors("augment", cfg.augment):
@@ -85,6 +85,7 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
         tbptt_steps=tbptt_steps,
         **distillation_args(cfg.get("distill"), net, datamodule),
         adversary=adversary(cfg.get("adversarial")),
+        bytes_per_token=getattr(datamodule, "bytes_per_token", None),
         lr_scales=mup_lr_scales(cfg, net, in_shape=datamodule.input_shape, num_classes=net_outputs, **token_data),
     )
     return datamodule, module
@@ -120,8 +121,8 @@ def check_task_options(cfg: DictConfig, task: str) -> None:
         value = OmegaConf.select(cfg, key)
         if value and task != "classification":
             raise ConfigError(f"{key}={value} needs a classification task; data.task={task}")
-    if cfg.get("quantize") and task == "regression":
-        raise ConfigError(f"quantize={cfg.quantize} scores the int8 copy's accuracy: not for data.task=regression")
+    if cfg.get("quantize") and task != "classification":
+        raise ConfigError(f"quantize={cfg.quantize} scores the int8 copy's accuracy: not for data.task={task}")
     if OmegaConf.select(cfg, "interpret.samples") and "CrossEntropy" not in cfg.loss._target_:
         raise ConfigError("interpret.samples attributes one logit per class: it needs loss=cross_entropy")
 
@@ -296,6 +297,8 @@ def after_fit(cfg: DictConfig, module: Supervised, datamodule, output_dir: Path)
     """Figures of the scored (best) weights beyond the metrics: sparsity, an int8 copy, robust accuracy,
     attributions."""
     net, extra = module.net, {"model/sparsity": round(compression.sparsity(module.net), 6)}
+    if not (cfg.get("quantize") or OmegaConf.select(cfg, "adversarial.attack") or cfg.interpret.samples):
+        return extra
     test_x, test_y = datamodule.splits["test"].tensors[:2]
     if cfg.get("quantize"):
         if cfg.quantize == "static":  # calibrated on the first 512 training rows
@@ -375,12 +378,15 @@ def train_once(cfg: DictConfig) -> dict:
             "trainer/epoch": trainer.current_epoch,
             "time/train_s": round(train_s, 3),
             "model/params": sum(p.numel() for p in module.net.parameters()),
-            "model/flops": flops_per_sample(module.net, datamodule.splits["train"].tensors[0][:1]),
+            "model/flops": flops_per_sample(module.net, datamodule.example_input()),
             "memory/peak_mb": peak_memory_mb(),
             "ckpt/resumed_from": ckpt_path,
             **runs.provenance(Path(cfg.paths.root_dir)),
+            **getattr(datamodule, "provenance", {}),  # token data: its files, their hash, token and byte counts
         }
     )
+    if datamodule.task == "language_model":
+        metrics.update(throughput.language_model(trainer, datamodule.example_input(), metrics["model/flops"], train_s))
     if trainer.is_global_zero:
         runs.write_metrics(output_dir, metrics)
     finish_loggers(trainer)

@@ -297,6 +297,10 @@ class ArrayDataModule(L.LightningDataModule):
         sampler = EpochSeededSampler(len(data), self.shuffle_seed, weights) if random_order else None
         return self._loader(data, sampler)
 
+    def example_input(self) -> Tensor:
+        """One training sample as a batch of one (B=1), e.g. to count the network's FLOPs."""
+        return self.splits["train"].tensors[0][:1]
+
     def val_dataloader(self):
         return self._loader(self.splits["val"], batch_size=self.eval_batch_size)
 

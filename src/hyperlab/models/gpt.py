@@ -1,0 +1,105 @@
+"""A decoder-only transformer language model (GPT-2 shape): token and position embeddings, pre-norm blocks of
+causal self-attention and a GELU MLP, a final layer norm, and an output layer tied to the token embedding."""
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from hyperlab.models import layers
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, width: int, heads: int, dropout: float):
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"model.width={width} must be a multiple of model.heads={heads}")
+        self.heads, self.dropout = heads, dropout
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)  # a residual projection: depth-scaled init (GPT.__init__)
+        self.proj_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, T, C) -> (B, T, C)
+        batch, steps, width = x.shape
+        q, k, v = self.qkv(x).split(width, dim=2)
+        # (B, nh, T, hs): scaled_dot_product_attention picks the flash / memory-efficient kernels on a GPU
+        q, k, v = (t.view(batch, steps, self.heads, width // self.heads).transpose(1, 2) for t in (q, k, v))
+        dropout = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        return self.proj_dropout(self.proj(y.transpose(1, 2).reshape(batch, steps, width)))
+
+
+class Block(nn.Module):
+    """x + attention(norm(x)), then x + mlp(norm(x)): pre-norm, so the residual stream is never normalised."""
+
+    def __init__(self, width: int, heads: int, dropout: float):
+        super().__init__()
+        self.norm1, self.attention = nn.LayerNorm(width), CausalSelfAttention(width, heads, dropout)
+        self.norm2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(
+            nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width), nn.Dropout(dropout)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attention(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class GPT(nn.Module):
+    """Next-token logits at every position: (B, T) token ids -> (B, T, vocab_size).
+
+    Weights start N(0, 0.02), the residual projections (attention output, MLP output) N(0, 0.02 / sqrt(2 depth))
+    so the residual stream's variance does not grow with depth (GPT-2). `activation_checkpointing` recomputes each
+    block's activations in the backward pass instead of keeping them: memory per block for compute.
+    """
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        num_classes: int,
+        vocab_size: int | None = None,
+        width: int = 192,
+        depth: int = 4,
+        heads: int = 6,
+        dropout: float = 0.0,
+        tie_weights: bool = True,
+        activation_checkpointing: bool = False,
+    ):
+        super().__init__()
+        layers.check_dropout(dropout)
+        if vocab_size is None:
+            raise ValueError("model=gpt is a language model over token ids: use data=stdlib (or data=text)")
+        (context,) = in_shape
+        self.token_embedding = nn.Embedding(vocab_size, width)
+        self.position_embedding = nn.Embedding(context, width)
+        self.dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(width, heads, dropout) for _ in range(depth))
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, num_classes, bias=False)
+        self.activation_checkpointing = activation_checkpointing
+        self.apply(self._init)
+        for name, parameter in self.named_parameters():
+            if name.endswith(("attention.proj.weight", "mlp.2.weight")):
+                nn.init.normal_(parameter, std=0.02 / math.sqrt(2 * depth))
+        if tie_weights:  # one matrix embeds tokens and scores them (Press & Wolf 2017): vocab x width fewer
+            self.head.weight = self.token_embedding.weight
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, ids: Tensor) -> Tensor:  # (B, T) -> (B, T, vocab)
+        positions = torch.arange(ids.shape[1], device=ids.device)
+        x = self.dropout(self.token_embedding(ids) + self.position_embedding(positions))
+        for block in self.blocks:
+            if self.activation_checkpointing and self.training:
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return self.head(self.norm(x))

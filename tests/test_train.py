@@ -82,6 +82,7 @@ def test_checkpoints_load_with_weights_only(run_dir):
             "temperature": 4.0,
             "alpha": 0.5,
             "lr_scales": None,
+            "bytes_per_token": None,
         }
         assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == 0.002
 

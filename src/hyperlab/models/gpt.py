@@ -10,14 +10,15 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from hyperlab.models import layers
+from hyperlab.parametrization import Readout
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, width: int, heads: int, dropout: float):
+    def __init__(self, width: int, heads: int, dropout: float, scale: float | None = None):
         super().__init__()
         if width % heads:
             raise ValueError(f"model.width={width} must be a multiple of model.heads={heads}")
-        self.heads, self.dropout = heads, dropout
+        self.heads, self.dropout, self.scale = heads, dropout, scale  # None: 1/sqrt(head dim)
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)  # a residual projection: depth-scaled init (GPT.__init__)
         self.proj_dropout = nn.Dropout(dropout)
@@ -28,16 +29,17 @@ class CausalSelfAttention(nn.Module):
         # (B, nh, T, hs): scaled_dot_product_attention picks the flash / memory-efficient kernels on a GPU
         q, k, v = (t.view(batch, steps, self.heads, width // self.heads).transpose(1, 2) for t in (q, k, v))
         dropout = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=self.scale)
         return self.proj_dropout(self.proj(y.transpose(1, 2).reshape(batch, steps, width)))
 
 
 class Block(nn.Module):
     """x + attention(norm(x)), then x + mlp(norm(x)): pre-norm, so the residual stream is never normalised."""
 
-    def __init__(self, width: int, heads: int, dropout: float):
+    def __init__(self, width: int, heads: int, dropout: float, attention_scale: float | None = None):
         super().__init__()
-        self.norm1, self.attention = nn.LayerNorm(width), CausalSelfAttention(width, heads, dropout)
+        self.norm1 = nn.LayerNorm(width)
+        self.attention = CausalSelfAttention(width, heads, dropout, attention_scale)
         self.norm2 = nn.LayerNorm(width)
         self.mlp = nn.Sequential(
             nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width), nn.Dropout(dropout)
@@ -54,6 +56,9 @@ class GPT(nn.Module):
     Weights start N(0, 0.02), the residual projections (attention output, MLP output) N(0, 0.02 / sqrt(2 depth))
     so the residual stream's variance does not grow with depth (GPT-2). `activation_checkpointing` recomputes each
     block's activations in the backward pass instead of keeping them: memory per block for compute.
+    `parametrization="mup"` (with m = width / base_width): hidden matrices start with std / sqrt(m), attention
+    scores are scaled by 1/d instead of 1/sqrt(d), and the readout's input by 1/m; the learning rates come from
+    hyperlab.parametrization. At width == base_width it is the standard network.
     """
 
     def __init__(
@@ -67,23 +72,33 @@ class GPT(nn.Module):
         dropout: float = 0.0,
         tie_weights: bool = True,
         activation_checkpointing: bool = False,
+        parametrization: str = "standard",
+        base_width: int = 192,
     ):
         super().__init__()
         layers.check_dropout(dropout)
         if vocab_size is None:
             raise ValueError("model=gpt is a language model over token ids: use data=stdlib (or data=text)")
+        mup = layers.choose("model.parametrization", parametrization, ("standard", "mup")) == "mup"
+        m = width / base_width if mup else 1.0  # the width multiplier (hyperlab.parametrization)
+        # muP: attention logits q.k / d rather than / sqrt(d) (a head's q and k become correlated in training, so
+        # their dot product grows like d), equal to the standard scale at base width
+        attention_scale = math.sqrt(base_width / heads) / (width / heads) if mup else None
         (context,) = in_shape
         self.token_embedding = nn.Embedding(vocab_size, width)
         self.position_embedding = nn.Embedding(context, width)
         self.dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(width, heads, dropout) for _ in range(depth))
+        self.blocks = nn.ModuleList(Block(width, heads, dropout, attention_scale) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
+        self.readout = Readout(1.0 / m) if mup else nn.Identity()  # muP: the logits' input x 1/m
         self.head = nn.Linear(width, num_classes, bias=False)
         self.activation_checkpointing = activation_checkpointing
         self.apply(self._init)
         for name, parameter in self.named_parameters():
-            if name.endswith(("attention.proj.weight", "mlp.2.weight")):
-                nn.init.normal_(parameter, std=0.02 / math.sqrt(2 * depth))
+            if name.startswith("blocks.") and parameter.ndim == 2:  # hidden matrices: variance ~ 1/width under muP
+                residual = name.endswith(("attention.proj.weight", "mlp.2.weight"))
+                std = 0.02 / math.sqrt(2 * depth) if residual else 0.02
+                nn.init.normal_(parameter, std=std / math.sqrt(m))
         if tie_weights:  # one matrix embeds tokens and scores them (Press & Wolf 2017): vocab x width fewer
             self.head.weight = self.token_embedding.weight
 
@@ -102,4 +117,4 @@ class GPT(nn.Module):
                 x = checkpoint(block, x, use_reentrant=False)
             else:
                 x = block(x)
-        return self.head(self.norm(x))
+        return self.head(self.readout(self.norm(x)))

@@ -161,3 +161,21 @@ def test_compile_trains_like_eager_on_the_cpu(make_cfg):
     assert hasattr(trainer.lightning_module.net, "_compiled_call_impl")
     for name in eager:  # the same keys: compiling in place leaves the state_dict as it was
         torch.testing.assert_close(compiled[name], eager[name], rtol=1e-3, atol=1e-4)
+
+
+def test_the_non_finite_guard_starts_its_window_at_the_fit_start():
+    guard, trainer = StopOnNonFiniteLoss(), FakeTrainer(global_step=50)
+    guard.on_train_start(trainer, None)  # a resumed fit, or the fit after the tuner's
+    trainer.global_step = 53
+    guard.on_train_batch_end(trainer, None, torch.tensor(float("nan")), None, 2)
+    with pytest.raises(NonFiniteLossError, match="between step 51 and step 53"):
+        guard.on_train_epoch_end(trainer, None)
+
+
+def test_another_runs_last_checkpoint_in_the_folder_is_not_overwritten(make_cfg, tmp_path):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    (folder / "last.ckpt").write_bytes(b"another run's")
+    checkpoint_run(make_cfg, f"callbacks.model_checkpoint.dirpath={folder}")
+    assert (folder / "last.ckpt").read_bytes() == b"another run's"
+    assert torch.load(folder / "last-v1.ckpt", weights_only=True)["epoch"] == 3

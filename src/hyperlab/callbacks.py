@@ -72,6 +72,9 @@ class StopOnNonFiniteLoss(L.Callback):
         self.finite: torch.Tensor | None = None
         self.checked_step = 0  # every step up to this one had a finite loss
 
+    def on_train_start(self, trainer, pl_module) -> None:  # a new fit (after the tuner's, or resumed at step k)
+        self.finite, self.checked_step = None, trainer.global_step
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is None:

@@ -124,6 +124,10 @@ class ModelCheckpoint(callbacks.ModelCheckpoint):
         if not self.save_last:
             return
         filepath = self.format_checkpoint_name(monitor_candidates, self.CHECKPOINT_NAME_LAST)
+        version = self.STARTING_VERSION  # as Lightning: another run's last.ckpt in this folder is not overwritten
+        while self._enable_version_counter and self.file_exists(filepath, trainer) and filepath != self.last_model_path:
+            filepath = self.format_checkpoint_name(monitor_candidates, self.CHECKPOINT_NAME_LAST, ver=version)
+            version += 1
         previous, self.last_model_path = self.last_model_path, filepath
         just_written = self._last_global_step_saved == trainer.global_step and self._last_checkpoint_saved
         if just_written and self._last_checkpoint_saved != filepath and _is_local_file_protocol(filepath):

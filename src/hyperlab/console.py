@@ -55,16 +55,18 @@ def shown(path: str | Path | None) -> str:
         return str(path)
 
 
+def _figure(metrics: dict, key: str) -> str:
+    """`test/acc 0.9806`, or `mean ± std` for a cross-validated run."""
+    std = metrics.get(f"{key}_std")
+    return f"{key} {metrics[key]:.4f}" + (f" ± {std:.4f}" if isinstance(std, float) else "")
+
+
 def _figures(metrics: dict, stage: str) -> list[str]:
-    """`test/acc 0.9806` for every scalar of a stage, `mean ± std` for a cross-validated run."""
-    items = []
-    for key in sorted(k for k in metrics if k.startswith(f"{stage}/") and not k.endswith("_std")):
-        value = metrics[key]
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            continue
-        std = metrics.get(f"{key}_std")
-        items.append(f"{key} {value:.4f}" + (f" ± {std:.4f}" if isinstance(std, float) else ""))
-    return items
+    """Every scalar of a stage."""
+    keys = sorted(k for k in metrics if k.startswith(f"{stage}/") and not k.endswith("_std"))
+    return [
+        _figure(metrics, k) for k in keys if isinstance(metrics[k], (int, float)) and not isinstance(metrics[k], bool)
+    ]
 
 
 def _wrapped(label: str, items: list[str], width: int = 80) -> list[str]:
@@ -84,10 +86,10 @@ def run_summary(metrics: dict, output_dir: str | Path, optimized_metric: str | N
     folds = metrics.get("data/num_folds")
     lines = [f"Run finished in {metrics.get('time/train_s', 0):.1f} s of training: {shown(output_dir)}"]
     if optimized_metric and isinstance(metrics.get(optimized_metric), (int, float)):
-        std = metrics.get(f"{optimized_metric}_std")
-        spread = f" ± {std:.4f} over {folds} folds" if folds and isinstance(std, float) else ""
-        lines.append(f"  {'optimized':<10}{optimized_metric} {metrics[optimized_metric]:.4f}{spread}")
-    lines += _wrapped("test", _figures(metrics, "test")) if _figures(metrics, "test") else []
+        spread = f" over {folds} folds" if folds and isinstance(metrics.get(f"{optimized_metric}_std"), float) else ""
+        lines.append(f"  {'optimized':<10}{_figure(metrics, optimized_metric)}{spread}")
+    test = _figures(metrics, "test")
+    lines += _wrapped("test", test) if test else []
     if folds:  # eval.py scores every fold's best checkpoint and their ensemble from the run dir
         lines.append(f"  {'evaluate':<10}python eval.py ckpt_path={shown(output_dir)}")
     else:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-ADAM_LIKE_UNLESS = (torch.optim.SGD,)  # every optimizer but SGD takes the adaptive (Adam) rule
+SGD_RULE = (torch.optim.SGD,)  # every other optimizer is adaptive and takes the Adam rule
 
 
 def infinite_dims(net: nn.Module, base: nn.Module) -> dict[str, int]:
@@ -33,7 +33,7 @@ def infinite_dims(net: nn.Module, base: nn.Module) -> dict[str, int]:
 
 def lr_scales(net: nn.Module, base: nn.Module, width_mult: float, optimizer_class: type) -> dict[str, float]:
     """The muP learning-rate multiplier of every parameter of `net` for this kind of optimizer."""
-    sgd = issubclass(optimizer_class, ADAM_LIKE_UNLESS)
+    sgd = issubclass(optimizer_class, SGD_RULE)
     scales = {}
     for name, n in infinite_dims(net, base).items():
         if n == 2:

@@ -105,9 +105,7 @@ def factory(prefix: str, node: DictConfig) -> functools.partial:
     """The optimizer or scheduler factory of a `_partial_` config. Lightning calls it in configure_optimizers, on
     the real parameters on their device, before the sanity check and the first step; whatever the constructor
     refuses there (`optimizer.momentum=-0.5`) is reported as a ConfigError naming the key."""
-    with key_errors(prefix, node):
-        partial = instantiate(node)
-    return functools.partial(_naming_keys, prefix, node, partial)
+    return functools.partial(_naming_keys, prefix, node, built(prefix, node))
 
 
 def _naming_keys(prefix: str, node: DictConfig, partial, *args, **kwargs):
@@ -193,6 +191,7 @@ def build_trainer(cfg: DictConfig, config: dict) -> L.Trainer:
 
 
 def built(prefix: str, node: DictConfig):
+    """`instantiate(node)`, a constructor's refusal naming its key under `prefix` (config.key_errors)."""
     with key_errors(prefix, node):
         return instantiate(node)
 

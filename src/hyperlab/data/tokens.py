@@ -121,10 +121,11 @@ def files_digest(files: list[Path], root: Path | None) -> str:
     return digest.hexdigest()
 
 
-def build_shards(splits: dict[str, list[Path]], tokenizer, folder: Path, root: Path | None) -> dict:
-    """Tokenise each split file by file into `<split>.bin` (uint16), then write the manifest; returns it."""
+def build_shards(splits: dict[str, list[Path]], tokenizer, folder: Path, root: Path | None, digest: str) -> None:
+    """Tokenise each split file by file into `<split>.bin` (uint16), then write the manifest."""
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = {"tokenizer": type(tokenizer).__name__, "vocab_size": tokenizer.vocab_size, "splits": {}}
+    manifest = {"tokenizer": type(tokenizer).__name__, "vocab_size": tokenizer.vocab_size, "files_sha256": digest}
+    manifest["splits"] = {}
     for split, files in splits.items():
         tokens = n_bytes = 0
         with open(folder / f"{split}.bin.tmp", "wb") as shard:
@@ -140,7 +141,6 @@ def build_shards(splits: dict[str, list[Path]], tokenizer, folder: Path, root: P
             "bytes": n_bytes,
         }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))  # last: its presence marks a whole cache
-    return manifest
 
 
 class WindowOffsets:
@@ -178,9 +178,9 @@ class TokenWindows:
         self.tokens, self.sampler, self.batch_size, self.device = tokens, sampler, batch_size, device
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        steps = np.arange(self.sampler.context + 1)
-        for start in range(0, len(self.sampler.offsets()), self.batch_size):
-            offsets = self.sampler.offsets()[start : start + self.batch_size]
+        steps, every = np.arange(self.sampler.context + 1), self.sampler.offsets()  # the epoch's draw, once
+        for start in range(0, len(every), self.batch_size):
+            offsets = every[start : start + self.batch_size]
             windows = torch.from_numpy(self.tokens[offsets[:, None] + steps].astype(np.int64))  # reads B windows
             windows = windows.to(self.device, non_blocking=True)
             yield windows[:, :-1], windows[:, 1:]
@@ -219,13 +219,14 @@ class TokenDataModule(L.LightningDataModule):
         choose("data.tokenizer", tokenizer, TOKENIZERS)
         if tokenizer == "bpe" and not 256 < vocab_size <= 2**16:
             raise ValueError(f"data.vocab_size={vocab_size} must be in (256, 65536] for uint16 shards")
-        self.paths, self.tokenizer_name, self.requested_vocab = paths, tokenizer, vocab_size
+        self.paths, self.tokenizer_name = paths, tokenizer
         self.context, self.batch_size, self.eval_batch_size = context, batch_size, eval_batch_size
         self.batches_per_epoch, self.eval_windows = batches_per_epoch, eval_windows
         self.fractions, self.split_seed, self.seed = (val_fraction, test_fraction), split_seed, seed
         self.cache_dir = Path(cache_dir)
         self.vocab_size = 256 if tokenizer == "bytes" else vocab_size
         self.num_classes, self.input_shape = self.vocab_size, (context,)
+        self.folder: Path | None = None
         self.manifest: dict | None = None
         self.shards: dict[str, np.memmap] = {}
 
@@ -240,6 +241,10 @@ class TokenDataModule(L.LightningDataModule):
         self._cache_folder()
 
     def _cache_folder(self) -> Path:
+        """The cache folder of these files and settings, made if missing. Found once per data module: Lightning's
+        fit calls prepare_data after build_module's setup, and hashing the corpus again would read all of it."""
+        if self.folder is not None:
+            return self.folder
         files, root = self._files()
         digest = files_digest(files, root)
         settings = [digest, self.tokenizer_name, self.vocab_size, *self.fractions, self.split_seed]
@@ -252,9 +257,8 @@ class TokenDataModule(L.LightningDataModule):
                 tokenizer.save(folder / "tokenizer.json")
             else:
                 tokenizer = ByteTokenizer()
-            manifest = build_shards(splits, tokenizer, folder, root)
-            manifest["files_sha256"] = digest
-            (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+            build_shards(splits, tokenizer, folder, root, digest)
+        self.folder = folder
         return folder
 
     def setup(self, stage: str | None = None) -> None:
@@ -267,7 +271,6 @@ class TokenDataModule(L.LightningDataModule):
             for split, counts in self.manifest["splits"].items()
             if counts["tokens"]
         }
-        self.folder = folder
 
     def tokenizer(self):
         """The tokenizer the shards were made with (to decode samples, or encode a prompt)."""

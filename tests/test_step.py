@@ -179,3 +179,12 @@ def test_another_runs_last_checkpoint_in_the_folder_is_not_overwritten(make_cfg,
     checkpoint_run(make_cfg, f"callbacks.model_checkpoint.dirpath={folder}")
     assert (folder / "last.ckpt").read_bytes() == b"another run's"
     assert torch.load(folder / "last-v1.ckpt", weights_only=True)["epoch"] == 3
+
+
+def test_eval_batch_size_sets_the_validation_and_test_batches_only(make_cfg):
+    datamodule, _ = build_module(make_cfg("data.eval_batch_size=100"))
+    assert [len(x) for x, _ in datamodule.val_dataloader()] == [100, 80]  # 180 validation rows
+    assert [len(x) for x, _ in datamodule.test_dataloader()] == [100, 100, 100, 60]
+    assert {len(x) for x, _ in datamodule.train_dataloader()} == {64, 1257 - 19 * 64}
+    default, _ = build_module(make_cfg())
+    assert [len(x) for x, _ in default.val_dataloader()] == [180]  # 1024 by default: one batch

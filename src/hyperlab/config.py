@@ -116,6 +116,8 @@ RULES = [
     ("scheduler.gamma", lambda v: _number(v) and v > 0, "a number > 0"),
     ("scheduler.step_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("data.num_folds", lambda v: v is None or (_integer(v) and v >= 2), "null or an integer >= 2"),
+    ("data.outer_folds", lambda v: v is None or (_integer(v) and v >= 2), "null or an integer >= 2"),
+    ("data.refit", lambda v: isinstance(v, bool), "true or false"),
     ("data.task", lambda v: v in DATA_TASKS, " | ".join(DATA_TASKS)),
     ("data.sampler", lambda v: v in (None, *SAMPLERS), "null | " + " | ".join(SAMPLERS)),
     ("data.outliers", lambda v: v in (None, *OUTLIER_METHODS), "null | " + " | ".join(OUTLIER_METHODS)),
@@ -147,6 +149,23 @@ RULES = [
 _ABSENT = object()
 
 
+def _check_no_validation(cfg: DictConfig, num_folds) -> None:
+    """data.refit=true leaves no val split: nothing may monitor or optimise a val/* metric."""
+    if num_folds:
+        raise ConfigError(f"data.refit=true trains on train + val as one split: set data.num_folds=null ({num_folds})")
+    watched = [("optimized_metric", cfg.get("optimized_metric"))] + [
+        (f"callbacks.{name}.monitor", node.get("monitor"))
+        for name, node in (cfg.get("callbacks") or {}).items()
+        if node is not None and hasattr(node, "get")
+    ]
+    for key, metric in watched:
+        if str(metric).startswith("val/"):
+            raise ConfigError(
+                f"data.refit=true leaves no val split, but {key}={metric}: set it to null (callbacks.early_stopping=null "
+                "for early stopping; a checkpoint with monitor=null keeps the final weights)"
+            )
+
+
 def check(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value that breaks a rule, before anything is built or trained."""
     training = OmegaConf.get_type(cfg) is TrainConfig  # else eval.py's config
@@ -175,6 +194,16 @@ def check(cfg: DictConfig) -> None:
             f"data.fold={fold!r} is not allowed: must be null or an integer in [0, data.num_folds) "
             f"with data.num_folds set (data.num_folds={num_folds})"
         )
+    outer_folds, outer_fold = data.get("outer_folds"), data.get("outer_fold")
+    if (outer_folds is None) != (outer_fold is None) or (
+        outer_folds is not None and not (_integer(outer_fold) and 0 <= outer_fold < outer_folds)
+    ):
+        raise ConfigError(
+            f"data.outer_fold={outer_fold!r} is not allowed: data.outer_folds and data.outer_fold are set together, "
+            f"data.outer_fold an integer in [0, data.outer_folds) (data.outer_folds={outer_folds})"
+        )
+    if data.get("refit"):
+        _check_no_validation(cfg, num_folds)
     if data.get("prefetch_factor") is not None and not data.get("num_workers"):
         raise ConfigError("data.prefetch_factor needs worker processes: set data.num_workers >= 1")
     if data.get("device_resident") and data.get("num_workers"):

@@ -1,45 +1,150 @@
-"""Model selection over a sweep: `python -m hyperlab.select SWEEP_DIR [--metric val/acc] [--mode max]`.
+"""Model selection over a sweep: `python -m hyperlab.select SWEEP_DIR [--rule one_se] [--refit missing]`.
 
-Reads every job of a sweep through the run-output contract only (`<job>/metrics.json` and
-`<job>/.hydra/overrides.yaml`) and writes into SWEEP_DIR:
-- `leaderboard.csv` (also printed as a rich table): metric, its std over folds when cross-validated, parameters,
-  forward FLOPs per sample, train time, peak memory, overrides; best first;
-- `pareto.png`: the metric against FLOPs per sample, the Pareto-optimal jobs highlighted;
-- `importances.csv`: Optuna's parameter importances when the sweep is a study (`study.journal`);
-- `best_experiment.yaml`: the winning job as a ready-to-run `conf/experiment/` file.
+Reads every job of a sweep through the run-output contract (`<job>/metrics.json`, `<job>/.hydra/overrides.yaml`)
+and, for a study, its trials' states and reports (`study.journal`), then:
+- ranks the complete trials by the objective; with cross-validated trials (`data.num_folds`), mean +- standard
+  error over folds;
+- picks the winner by a stated rule. `one_se` (the one-standard-error rule, Hastie, Tibshirani & Friedman, ESL
+  7.10): among the trials whose mean is within one standard error of the best mean, the cheapest by `--cost`
+  (forward FLOPs per sample by default); a difference smaller than the noise of the estimate is no reason to pay
+  for a bigger model, and the best of many noisy means is biased upwards (the winner's curse). `best`: the best
+  mean;
+- writes into SWEEP_DIR: `leaderboard.csv` (every trial, complete, pruned and failed), `selection.png` (metric
+  +- SE against cost, the optimisation history, parameter importances), `importances.csv`, and
+  `best_experiment.yaml` (the winner as it was scored, a `conf/experiment/` file);
+- with `--refit`, refits the winner on train + val and tests it once (hyperlab.refit): `SWEEP_DIR/selected/`;
+- prints an 80-column report.
 """
 
 import argparse
 import csv
 import json
+import math
+import warnings
 from pathlib import Path
 
 import yaml
 
-COLUMNS = ["job", "metric", "metric_std", "model/params", "model/flops", "time/train_s", "memory/peak_mb"]
-NOT_RECIPE = ("trial.", "hparams_search=", "paths.", "hydra.", "+hparams_search")
+from hyperlab import refit as refitting
+from hyperlab import runs
+
+COLUMNS = [
+    "job",
+    "state",
+    "metric",
+    "metric_se",
+    "metric_std",
+    "folds",
+    "model",
+    "model/params",
+    "model/flops",
+    "time/train_s",
+    "memory/peak_mb",
+    "interpret/features_90",
+]
+RULES = ("one_se", "best")
+
+
+# --- reading a sweep -------------------------------------------------------------------------------------------
 
 
 def read_jobs(sweep_dir: Path, metric: str) -> list[dict]:
-    """One row per job that wrote metrics.json and logged `metric`."""
+    """One row per job that wrote metrics.json and logged `metric` (state complete)."""
     rows = []
-    for metrics_path in sorted(sweep_dir.glob("*/metrics.json")):
+    for metrics_path in sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: _number(p.parent.name)):
         job = metrics_path.parent
         metrics = json.loads(metrics_path.read_text())
-        if metrics.get(metric) is None:
+        if metrics.get(metric) is None or job.name == "selected":
             continue
-        overrides_path = job / ".hydra" / "overrides.yaml"
-        overrides = yaml.safe_load(overrides_path.read_text()) if overrides_path.is_file() else []
+        overrides = refitting.recipe(job) if (job / ".hydra" / "overrides.yaml").is_file() else []
         rows.append(
             {
                 "job": job.name,
+                "state": "complete",
                 "metric": metrics[metric],
+                "metric_se": metrics.get(f"{metric}_se"),
                 "metric_std": metrics.get(f"{metric}_std"),
-                **{key: metrics.get(key) for key in COLUMNS[3:]},
-                "overrides": [o for o in overrides if not o.startswith(NOT_RECIPE)],
+                "folds": metrics.get("data/num_folds"),
+                "model": _model(overrides),
+                **{key: metrics.get(key) for key in COLUMNS[7:]},
+                "overrides": overrides,
             }
         )
     return rows
+
+
+def _number(name: str) -> tuple:
+    return (0, int(name)) if name.isdigit() else (1, name)
+
+
+def _model(overrides: list[str]) -> str:
+    """The model family a job trained: its `model=` override, else the config's default."""
+    return next((o.partition("=")[2] for o in overrides if o.startswith("model=")), "default")
+
+
+def read_study(sweep_dir: Path, study_name: str | None):
+    """The sweep's Optuna study (`study.journal`), or None when the sweep was not a study."""
+    journal = sweep_dir / "study.journal"
+    if not journal.is_file():
+        return None
+    import optuna
+
+    from hyperlab.study import open_storage
+
+    storage = open_storage(str(journal))
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    name = study_name if study_name in names else names[0]
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def unfinished_rows(study, done: set[str]) -> list[dict]:
+    """Pruned, failed and running trials: a pruned one with the running mean it was stopped at."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False) if study is not None else []:
+        if str(trial.number) in done or trial.state.name == "COMPLETE":
+            continue
+        steps = trial.intermediate_values
+        last = max(steps) if steps else None
+        rows.append(
+            {
+                "job": str(trial.number),
+                "state": trial.state.name.lower(),
+                "metric": steps[last] if last is not None else None,
+                "folds": None if last is None else last + 1,
+                "model": str(trial.params.get("model", "default")),
+                "overrides": [f"{k}={v}" for k, v in trial.params.items()],
+                "error": trial.user_attrs.get("error"),
+            }
+        )
+    return rows
+
+
+# --- the selection rule ----------------------------------------------------------------------------------------
+
+
+def choose(rows: list[dict], maximize: bool, rule: str = "one_se", cost: str = "model/flops") -> dict:
+    """The winner among the complete rows, and how it was chosen: {winner, best, threshold, rule, why}."""
+    if rule not in RULES:
+        raise SystemExit(f"error: --rule {rule!r}: choose one of {', '.join(RULES)}")
+    complete = [r for r in rows if r["state"] == "complete"]
+    sign = 1 if maximize else -1
+    best = max(complete, key=lambda r: sign * r["metric"])
+    if rule == "best" or best.get("metric_se") is None:
+        why = "the best mean" if rule == "best" else "the best (no standard error: the trials were not cross-validated)"
+        return {"winner": best, "best": best, "threshold": None, "rule": rule, "why": why}
+    threshold = best["metric"] - sign * best["metric_se"]
+    within = [r for r in complete if sign * (r["metric"] - threshold) >= 0]
+    winner = min(within, key=lambda r: (_cost(r, cost), -sign * r["metric"]))
+    why = (
+        f"the cheapest by {cost} of the {len(within)} trial(s) with mean {'>=' if maximize else '<='} "
+        f"{threshold:.4f} (best {best['metric']:.4f} {'-' if maximize else '+'} its SE {best['metric_se']:.4f})"
+    )
+    return {"winner": winner, "best": best, "threshold": threshold, "rule": rule, "why": why}
+
+
+def _cost(row: dict, cost: str) -> float:
+    value = row.get(cost)
+    return math.inf if value is None else value
 
 
 def pareto_front(rows: list[dict], maximize: bool, cost: str = "model/flops") -> list[dict]:
@@ -56,69 +161,127 @@ def pareto_front(rows: list[dict], maximize: bool, cost: str = "model/flops") ->
     ]
 
 
+# --- outputs ---------------------------------------------------------------------------------------------------
+
+
 def write_leaderboard(rows: list[dict], path: Path) -> None:
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[*COLUMNS, "overrides"])
+        writer = csv.DictWriter(f, fieldnames=[*COLUMNS, "overrides"], extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({**row, "overrides": " ".join(row["overrides"])})
 
 
-def print_leaderboard(rows: list[dict], metric: str, front: list[dict]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _figure(value, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
-    table = Table(title=f"{len(rows)} jobs by {metric} (* = Pareto-optimal in {metric} vs FLOPs)")
-    for column in ["job", metric, "std", "params", "FLOPs/sample", "train s", "peak MB", "overrides"]:
-        table.add_column(column)
-    for row in rows:
-        std = "" if row["metric_std"] is None else f"{row['metric_std']:.4f}"
-        table.add_row(
-            row["job"] + (" *" if row in front else ""),
-            f"{row['metric']:.4f}",
-            std,
-            str(row["model/params"]),
-            str(row["model/flops"]),
-            str(row["time/train_s"]),
-            str(row["memory/peak_mb"]),
-            " ".join(row["overrides"]),
+
+def report(rows: list[dict], choice: dict, metric: str, cost: str, refit: dict | None, top: int = 12) -> str:
+    """The selection as a person reads it, every line within 80 columns."""
+    states = {s: sum(r["state"] == s for r in rows) for s in ("complete", "pruned", "fail", "running")}
+    complete = [r for r in rows if r["state"] == "complete"]
+    folds = complete[0].get("folds") if complete else None
+    estimate = f"{folds}-fold CV mean ± SE" if folds else "one validation split"
+    lines = [
+        f"{len(rows)} trials: {states['complete']} complete, {states['pruned']} pruned, {states['fail']} failed"
+        + (f", {states['running']} running" if states["running"] else ""),
+        f"objective {metric}, {estimate}",
+    ]
+    interpret = any(r.get("interpret/features_90") is not None for r in complete)
+    header = f"{'trial':>5}  {'model':<8} {metric:>15}  {'± SE':>6}  {cost.split('/')[-1]:>9}  {'train s':>7}"
+    lines += ["", header + ("  feat90" if interpret else "")]
+    for row in complete[:top]:
+        mark = " <- selected" if row is choice["winner"] else (" <- best" if row is choice["best"] else "")
+        flops = row.get(cost)
+        line = (
+            f"{row['job']:>5}  {row['model'][:8]:<8} {row['metric']:>15.4f}  {_figure(row.get('metric_se')):>6}  "
+            f"{'-' if flops is None else f'{flops:.3g}':>9}  {_figure(row.get('time/train_s'), 1):>7}"
         )
-    Console().print(table)
+        if interpret:
+            line += f"  {_figure(row.get('interpret/features_90'), 2):>6}"
+        lines.append(line + mark)
+    if len(complete) > top:
+        lines.append(f"  ... {len(complete) - top} more complete trials in leaderboard.csv")
+    pruned = [r for r in rows if r["state"] == "pruned" and r["metric"] is not None]
+    if pruned:
+        stops = ", ".join(f"{r['job']} ({r['metric']:.3f} after {r['folds']})" for r in pruned[:6])
+        lines.append(f"pruned (running mean after n folds/epochs): {stops}" + (" ..." if len(pruned) > 6 else ""))
+    winner = choice["winner"]
+    lines += ["", f"rule {choice['rule']}: {choice['why']}", f"  -> trial {winner['job']}: {' '.join(winner['overrides'])}"]
+    if refit:
+        test = "test/" + metric.split("/", 1)[1]
+        lines.append(
+            f"refit on train + val, {refit['refit/epochs']} epochs: {test} {refit.get(test, float('nan')):.4f} "
+            f"(search estimate {refit['search/metric']:.4f} ± {_figure(refit.get('search/metric_se'))})"
+        )
+    return "\n".join(_wrap(line) for line in lines)
 
 
-def plot_pareto(rows: list[dict], front: list[dict], metric: str, path: Path) -> None:
+def _wrap(line: str, width: int = 80) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(line, width, subsequent_indent="     ")) if len(line) > width else line
+
+
+def plot(rows: list[dict], choice: dict, importances: dict | None, metric: str, cost: str, path: Path) -> None:
+    """Three panels: metric +- SE against cost (by model family), the optimisation history, importances."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.scatter([r["model/flops"] for r in rows], [r["metric"] for r in rows], c="lightgrey", label="dominated")
-    front = sorted(front, key=lambda r: r["model/flops"])
-    ax.plot([r["model/flops"] for r in front], [r["metric"] for r in front], "o-", c="tab:blue", label="Pareto front")
-    for r in front:
-        ax.annotate(r["job"], (r["model/flops"], r["metric"]), textcoords="offset points", xytext=(4, 4))
-    ax.set(xscale="log", xlabel="forward FLOPs per sample", ylabel=metric, title="metric vs compute")
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # log-axis minor labels overlap
-    ax.legend()
+    complete = [r for r in rows if r["state"] == "complete" and r.get(cost) is not None]
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4.2))
+    for family in sorted({r["model"] for r in complete}):
+        group = [r for r in complete if r["model"] == family]
+        left.errorbar(
+            [r[cost] for r in group],
+            [r["metric"] for r in group],
+            yerr=[r.get("metric_se") or 0 for r in group],
+            fmt="o",
+            capsize=2,
+            alpha=0.7,
+            label=family,
+        )
+    for key, marker, label in (("best", "s", "best mean"), ("winner", "*", "selected")):
+        row = choice[key]
+        left.plot([row[cost]], [row["metric"]], marker, ms=14, mfc="none", mec="black", label=label)
+    if choice["threshold"] is not None:
+        left.axhline(choice["threshold"], ls=":", c="grey", label="best - 1 SE")
+    left.set(xscale="log", xlabel=cost, ylabel=metric, title="metric ± SE vs cost")
+    left.legend(fontsize=8)
+    numbered = sorted((r for r in rows if r["metric"] is not None and r["job"].isdigit()), key=lambda r: int(r["job"]))
+    for state, marker in (("complete", "o"), ("pruned", "x")):
+        shown = [r for r in numbered if r["state"] == state]
+        middle.plot([int(r["job"]) for r in shown], [r["metric"] for r in shown], marker, label=state)
+    done = [r for r in numbered if r["state"] == "complete"]
+    if done:
+        sign = 1 if choice["best"]["metric"] >= min(r["metric"] for r in done) else -1
+        running, best = [], None
+        for r in done:
+            best = r["metric"] if best is None or sign * (r["metric"] - best) > 0 else best
+            running.append(best)
+        middle.step([int(r["job"]) for r in done], running, where="post", c="black", label="best so far")
+    middle.set(xlabel="trial", ylabel=metric, title="optimisation history")
+    middle.legend(fontsize=8)
+    if importances:
+        names = list(importances)[::-1]
+        right.barh(names, [importances[n] for n in names])
+    right.set(xlabel="importance (fANOVA)", title="parameter importances")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def write_importances(sweep_dir: Path, path: Path) -> dict | None:
-    journal = sweep_dir / "study.journal"
-    if not journal.is_file():
+def write_importances(study, path: Path) -> dict | None:
+    if study is None:
         return None
     import optuna
 
-    from hyperlab.study import open_storage
-
-    storage = open_storage(str(journal))
-    (summary,) = optuna.get_all_study_summaries(storage)
-    study = optuna.load_study(study_name=summary.study_name, storage=storage)
     try:
-        importances = optuna.importance.get_param_importances(study)
+        with warnings.catch_warnings():  # "some regimes have less than 2 trials": conditional params, small studies
+            warnings.simplefilter("ignore", UserWarning)
+            importances = optuna.importance.get_param_importances(study)
     except (ValueError, RuntimeError):  # too few complete trials, or a single distinct value
         return None
     with open(path, "w", newline="") as f:
@@ -126,53 +289,113 @@ def write_importances(sweep_dir: Path, path: Path) -> dict | None:
     return importances
 
 
-def experiment_yaml(row: dict, sweep_dir: Path, metric: str, conf_dir: Path) -> str:
-    """The winning job's overrides as a `conf/experiment/` file: group choices become defaults overrides."""
-    defaults, values = [], {}
-    for override in row["overrides"]:
-        key, _, value = override.lstrip("+").partition("=")
-        if "." not in key and (conf_dir / key).is_dir():
-            defaults.append({f"override /{key}": value})
-        else:
-            node = values
-            *parents, leaf = key.split(".")
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[leaf] = yaml.safe_load(value)
-    header = (
-        f"# @package _global_\n# Winner of the sweep {sweep_dir} (job {row['job']}): {metric} = {row['metric']:.4f}\n"
-        f"#   copy to conf/experiment/NAME.yaml, then: python train.py experiment=NAME\n"
-        "# Settings of the hparams_search config itself (e.g. its trainer.max_epochs) are not repeated here.\n"
+def nested_summary(sweep_dir: Path, outer_folds: int) -> str:
+    """Nested CV's result (`nested.json`): each outer fold's refit test scores, their mean and sample std."""
+    outer = [runs.read_metrics(sweep_dir / f"outer_{k}" / "selected") for k in range(outer_folds)]
+    metric = outer[0]["search/objective"]
+    test = "test/" + metric.split("/", 1)[1]
+    scores = [m[test] for m in outer]
+    mean = sum(scores) / len(scores)
+    std = (sum((s - mean) ** 2 for s in scores) / (len(scores) - 1)) ** 0.5
+    summary = {
+        "metric": test,
+        "mean": mean,
+        "std": std,
+        "outer": [{"fold": k, test: m[test], "search": m["search/metric"], "trial": m["refit/trial"]} for k, m in enumerate(outer)],
+    }
+    (sweep_dir / "nested.json").write_text(json.dumps(summary, indent=2))
+    return (
+        f"Nested cross-validation over {outer_folds} outer folds: {test} {mean:.4f} ± {std:.4f} (std)\n"
+        f"  the estimate of the whole procedure (search, selection, refit); per fold in {sweep_dir / 'nested.json'}"
     )
-    body = yaml.safe_dump({"defaults": defaults, **values} if defaults else values, sort_keys=False)
-    return header + body
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
+# --- the command -----------------------------------------------------------------------------------------------
+
+
+def settings(sweep_dir: Path) -> dict:
+    """The sweep's own settings from multirun.yaml (objective, direction, selection, search path)."""
+    path = sweep_dir / "multirun.yaml"
+    if not path.is_file():
+        return {}
+    cfg = yaml.safe_load(path.read_text())
+    sweeper = (cfg.get("hydra") or {}).get("sweeper") or {}
+    directions = sweeper.get("directions") or ["maximize"]
+    return {
+        "metric": cfg.get("optimized_metric"),
+        "mode": "max" if directions[0] == "maximize" else "min",
+        "selection": sweeper.get("selection") or {},
+        "study_name": sweeper.get("study_name"),
+        "searchpath": (cfg.get("hydra") or {}).get("searchpath") or [],
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--metric", default=None, help="a metrics.json key; default: the sweep's optimized_metric")
-    parser.add_argument("--mode", choices=["max", "min"], default="max")
-    args = parser.parse_args(argv)
-    sweep_dir = args.sweep_dir
-    multirun = sweep_dir / "multirun.yaml"
-    metric = (
-        args.metric
-        or (yaml.safe_load(multirun.read_text()).get("optimized_metric") if multirun.is_file() else None)
-        or "val/acc"
+    parser.add_argument("--mode", choices=["max", "min"], default=None, help="default: the study's direction")
+    parser.add_argument("--rule", choices=RULES, default=None, help="default: hydra.sweeper.selection.rule or one_se")
+    parser.add_argument("--cost", default=None, help="a metrics.json key; default: model/flops")
+    parser.add_argument(
+        "--refit",
+        choices=["no", "missing", "force"],
+        default="no",
+        help="refit the winner on train + val into SWEEP_DIR/selected: missing = unless already there",
     )
+    args = parser.parse_args(argv)
+    sweep_dir, found = args.sweep_dir, settings(args.sweep_dir)
+    selection = found.get("selection", {})
+    metric = args.metric or found.get("metric") or "val/acc"
+    maximize = (args.mode or found.get("mode") or "max") == "max"
+    rule = args.rule or selection.get("rule") or "one_se"
+    cost = args.cost or selection.get("cost") or "model/flops"
     rows = read_jobs(sweep_dir, metric)
     if not rows:
         raise SystemExit(f"error: no job under {sweep_dir} has a metrics.json with {metric!r}")
-    rows.sort(key=lambda r: r["metric"], reverse=args.mode == "max")
-    front = pareto_front(rows, maximize=args.mode == "max")
-    write_leaderboard(rows, sweep_dir / "leaderboard.csv")
-    print_leaderboard(rows, metric, front)
-    plot_pareto(rows, front, metric, sweep_dir / "pareto.png")
-    write_importances(sweep_dir, sweep_dir / "importances.csv")
-    conf_dir = Path(__file__).resolve().parents[2] / "conf"
-    (sweep_dir / "best_experiment.yaml").write_text(experiment_yaml(rows[0], sweep_dir, metric, conf_dir))
-    return rows
+    rows.sort(key=lambda r: r["metric"], reverse=maximize)
+    study = read_study(sweep_dir, found.get("study_name"))
+    everything = rows + unfinished_rows(study, {r["job"] for r in rows})
+    choice = choose(rows, maximize, rule, cost)
+    write_leaderboard(everything, sweep_dir / "leaderboard.csv")
+    importances = write_importances(study, sweep_dir / "importances.csv")
+    plot(everything, choice, importances, metric, cost, sweep_dir / "selection.png")
+    winner = choice["winner"]
+    if winner["overrides"] and (sweep_dir / winner["job"] / ".hydra").is_dir():
+        node = refitting.experiment(winner["overrides"], found.get("searchpath", []), {})
+        header = (
+            f"# Trial {winner['job']} of {sweep_dir} as it was scored: {metric} = {winner['metric']:.4f}\n"
+            f"#   cp best_experiment.yaml conf/experiment/mine.yaml && python train.py experiment=mine\n"
+        )
+        refitting.write_experiment(sweep_dir / "best_experiment.yaml", node, header)
+    refit = _refit(args.refit, sweep_dir, winner, metric, rule, found.get("searchpath", []))
+    print(report(everything, choice, metric, cost, refit))
+    return {"rows": everything, **choice, "refit": refit}
+
+
+def _refit(mode: str, sweep_dir: Path, winner: dict, metric: str, rule: str, searchpath: list[str]) -> dict | None:
+    """The refit in `selected/`: made when asked (`force`) or missing, else read back as it is."""
+    done = sweep_dir / "selected" / "metrics.json"
+    if done.is_file() and mode != "force":
+        refit = runs.read_metrics(done.parent)
+        if "search/metric" not in refit:
+            return None
+        if str(refit["refit/trial"]) != winner["job"]:
+            print(
+                f"note: the winner is now trial {winner['job']}; selected/ holds the refit of trial "
+                f"{refit['refit/trial']}: --refit force redoes it"
+            )
+        return refit
+    if mode == "no":
+        return None
+    search = {
+        "objective": metric,
+        "rule": rule,
+        "metric": winner["metric"],
+        "metric_se": winner.get("metric_se"),
+        "metric_std": winner.get("metric_std"),
+    }
+    return refitting.refit(sweep_dir, winner["job"], searchpath, search)
 
 
 if __name__ == "__main__":

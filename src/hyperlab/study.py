@@ -51,3 +51,19 @@ class ReportToTrial(L.Callback):
             prune = self.trial.should_prune()
         if trainer.strategy.broadcast(prune, src=0):
             raise optuna.TrialPruned(f"trial {self.trial.number} pruned after epoch {epoch}")
+
+
+class FoldReports:
+    """A cross-validated trial's reports: after fold k, the mean of `monitor` over folds 0..k as step k; raises
+    TrialPruned when the pruner says so. Folds are the fidelity: a trial that is clearly worse after one or two
+    folds is not given the rest (successive halving over folds instead of over epochs)."""
+
+    def __init__(self, storage: str, study_name: str, number: int, monitor: str):
+        self.trial, self.monitor = load_trial(storage, study_name, number), monitor
+
+    def report(self, folds: list[dict]) -> None:
+        """`folds`: the metrics of the folds trained so far."""
+        step = len(folds) - 1
+        self.trial.report(sum(f[self.monitor] for f in folds) / len(folds), step=step)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"trial {self.trial.number} pruned after fold {step}")

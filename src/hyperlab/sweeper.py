@@ -12,7 +12,11 @@ On Optuna's ask/tell this sweeper gets, with little code:
 - pruning: each job reports its monitored metric per epoch to its trial (`hyperlab.study.ReportToTrial`);
 - multi-objective: `objectives` are metrics.json keys (the run-output contract), one direction each;
 - parallel workers: processes running the same command share the study; a file lock makes "count the trials,
-  then ask one" atomic, so together they finish exactly `n_trials`.
+  then ask one" atomic, so together they finish exactly `n_trials`;
+- conditional search spaces: `conditional: {"model=cnn": {model.channels: choice(...)}}` samples a parameter only
+  in trials that chose that option (Optuna's define-by-run; TPE with `multivariate` and `group` models them);
+- model selection: with `selection` set, the winner is chosen by a stated rule and refit on train + val when the
+  study ends (hyperlab.select, hyperlab.refit); `nested_folds: K` wraps the whole search in K outer folds.
 """
 
 import fcntl
@@ -22,6 +26,8 @@ import logging
 import math
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,8 +59,8 @@ class SweepError(Exception):
 def distribution(override: Override) -> BaseDistribution:
     """Hydra sweep syntax -> Optuna distribution: choice(a,b), range(lo,hi[,step]), [tag(log,] interval(lo,hi))."""
     value = override.value()
-    if isinstance(value, ChoiceSweep):
-        return CategoricalDistribution(list(override.sweep_iterator()))
+    if isinstance(value, ChoiceSweep):  # Optuna's choices are scalars: a list choice travels as its Hydra literal
+        return CategoricalDistribution([hydra_list(v) if isinstance(v, list) else v for v in override.sweep_iterator()])
     if isinstance(value, RangeSweep):
         items = list(override.sweep_iterator())
         if all(isinstance(v, int) for v in items):
@@ -79,6 +85,64 @@ def search_space(arguments: list[str]) -> tuple[dict[str, BaseDistribution], lis
     return space, fixed
 
 
+def hydra_list(items: list) -> str:
+    return "[" + ",".join(hydra_list(v) if isinstance(v, list) else str(v) for v in items) + "]"
+
+
+Conditions = dict[tuple[str, str], dict[str, BaseDistribution]]
+
+
+def conditional_space(conditional: dict, space: dict[str, BaseDistribution]) -> Conditions:
+    """`{"model=cnn": {"model.channels": "choice(...)"}}` -> {("model", "cnn"): {"model.channels": distribution}}.
+    The condition names a sampled choice parameter (or a conditional one defined in an earlier block); a block
+    for an option that is not among its choices is never active (the data may rule a family out)."""
+    conditions, known = {}, dict(space)
+    for when, params in (conditional or {}).items():
+        parent, _, option = str(when).partition("=")
+        if not isinstance(known.get(parent), CategoricalDistribution) or not option:
+            raise SweepError(
+                f"hydra.sweeper.conditional.{when}: a condition is `key=option` for a choice() in "
+                f"hydra.sweeper.params or an earlier conditional block; choices: "
+                f"{', '.join(k for k, d in known.items() if isinstance(d, CategoricalDistribution))}"
+            )
+        block, fixed = search_space([f"{k}={v}" for k, v in params.items()])
+        if fixed:
+            raise SweepError(f"hydra.sweeper.conditional.{when}: {fixed[0]} is not a choice/range/interval")
+        conditions[(parent, option)] = block
+        known.update(block)
+    return conditions
+
+
+def suggest(trial: optuna.Trial, name: str, dist: BaseDistribution):
+    """Sample one parameter inside a running trial (define-by-run)."""
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def ask(study: optuna.Study, space: dict[str, BaseDistribution], conditions: Conditions) -> optuna.Trial:
+    """A trial with every parameter of `space` and, block by block, those of the conditions it meets."""
+    trial = study.ask(space)
+    for (parent, option), block in conditions.items():
+        chosen = {override_key(name): value for name, value in trial.params.items()}
+        if parent in chosen and str(chosen[parent]) == option:
+            for name, dist in block.items():
+                # named with its condition: Optuna keeps one distribution per name, and model.channels may
+                # have other choices for model=resnet than for model=cnn
+                suggest(trial, f"{name}{CONDITION}{parent}={option}", dist)
+    return trial
+
+
+CONDITION = " if "
+
+
+def override_key(name: str) -> str:
+    """A trial parameter's config key: "model.channels if model=cnn" -> "model.channels"."""
+    return name.partition(CONDITION)[0]
+
+
 def grid(space: dict[str, BaseDistribution]) -> dict[str, list]:
     values = {}
     for key, dist in space.items():
@@ -93,6 +157,8 @@ def grid(space: dict[str, BaseDistribution]) -> dict[str, list]:
 
 def quoted(value) -> str:
     """A sampled value as a Hydra override value (strings quoted unless they are plain names)."""
+    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+        return value  # a list choice (hydra_list)
     if isinstance(value, str) and not value.replace("_", "").replace("-", "").replace(".", "").isalnum():
         return "'" + value.replace("'", "\\'") + "'"
     return repr(value) if isinstance(value, float) else str(value)
@@ -121,6 +187,9 @@ class OptunaSweep(Sweeper):
         max_failures,
         params,
         torch_threads=None,
+        conditional=None,
+        selection=None,
+        nested_folds=None,
     ):
         if len(objectives) != len(directions):
             raise SweepError(
@@ -135,7 +204,15 @@ class OptunaSweep(Sweeper):
         self.pruner = instantiate(pruner) if pruner else optuna.pruners.NopPruner()
         self.max_failures = max_failures
         self.params = {str(k): str(v) for k, v in (params or {}).items()}
+        self.conditional = {str(w): {str(k): str(v) for k, v in p.items()} for w, p in (conditional or {}).items()}
         self.torch_threads = torch_threads
+        if (selection or nested_folds) and len(objectives) > 1:
+            raise SweepError("hydra.sweeper.selection picks one winner: it needs a single objective")
+        if nested_folds is not None and (not isinstance(nested_folds, int) or nested_folds < 2 or not selection):
+            raise SweepError(
+                f"hydra.sweeper.nested_folds={nested_folds!r}: null, or an integer >= 2 with hydra.sweeper.selection set"
+            )
+        self.selection, self.nested_folds = selection, nested_folds
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
         from hydra.core.plugins import Plugins
@@ -151,9 +228,14 @@ class OptunaSweep(Sweeper):
 
             torch.set_num_threads(self.torch_threads)
         space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
+        conditions = conditional_space(self.conditional, space)
+        if conditions and self._is_grid:
+            raise SweepError("hydra.sweeper.conditional: GridSampler enumerates a fixed grid; use TPESampler")
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        if self.nested_folds:
+            return self._nested(sweep_dir)
         storage_url = self.storage_url or str(sweep_dir / "study.journal")
         with self._lock(sweep_dir):  # workers starting together must not both create the schema or the study
             study = self._study(storage_url)
@@ -169,7 +251,7 @@ class OptunaSweep(Sweeper):
                     break
                 if self.sampler_cfg is not None:  # seeded by where the study stands: see _sampler
                     study.sampler = self._sampler(space, len(states))
-                trial = study.ask(space)
+                trial = ask(study, space, conditions)
                 trial.set_user_attr("worker", WORKER)
             ret = self._run(trial, fixed, storage_url)
             returns.append(ret)
@@ -186,7 +268,42 @@ class OptunaSweep(Sweeper):
                         f"hydra.sweeper.max_failures={self.max_failures}; last error: {error}"
                     )
         self._write_summary(study, sweep_dir)
+        if self.selection:
+            self._select(sweep_dir)
         return returns
+
+    def _select(self, sweep_dir: Path) -> None:
+        """The selection rule and the refit (hyperlab.select --refit), in a process of its own: it composes the
+        winner's config with Hydra's compose API, which the running Hydra app cannot host. A refit already made
+        is kept: `python -m hyperlab.select SWEEP_DIR --refit force` redoes it."""
+        refit = "missing" if self.selection.get("refit", True) else "no"
+        command = [sys.executable, "-m", "hyperlab.select", str(sweep_dir), "--refit", refit]
+        if subprocess.run(command).returncode != 0:
+            raise SystemExit(f"error: the selection or refit of {sweep_dir} failed (command: {' '.join(command)})")
+
+    def _nested(self, sweep_dir: Path) -> list[JobReturn]:
+        """Nested cross-validation: this whole command, search + selection + refit, once per outer fold with that
+        fold as the test split (data.outer_fold), each in `<sweep dir>/outer_<k>/` (a finished one is resumed, so
+        it is not redone); then `nested.json`: the outer test scores, their mean and std."""
+        k = self.nested_folds
+        ours = ("hydra.sweeper.nested_folds=", "hydra.sweeper.study_name=", "hydra.sweep.dir=", "data.outer_fold")
+        argv = [arg for arg in sys.argv if not arg.startswith(ours)]
+        for fold in range(k):
+            command = [
+                sys.executable,
+                *argv,
+                "hydra.sweeper.nested_folds=null",
+                f"hydra.sweeper.study_name={self.study_name}_outer{fold}",
+                f"hydra.sweep.dir={sweep_dir / f'outer_{fold}'}",
+                f"data.outer_folds={k}",
+                f"data.outer_fold={fold}",
+            ]
+            if subprocess.run(command).returncode != 0:
+                raise SystemExit(f"error: outer fold {fold} of the nested cross-validation failed: {' '.join(command)}")
+        from hyperlab.select import nested_summary
+
+        console.say(nested_summary(sweep_dir, k))
+        return []
 
     @property
     def _is_grid(self) -> bool:
@@ -260,7 +377,7 @@ class OptunaSweep(Sweeper):
                 log.warning(f"trial {trial.number} was left RUNNING by a dead worker: FAILED, parameters enqueued")
 
     def _run(self, trial: optuna.Trial, fixed: list[str], storage_url: str) -> JobReturn:
-        overrides = [*fixed, *(f"{k}={quoted(v)}" for k, v in trial.params.items())]
+        overrides = [*fixed, *(f"{override_key(k)}={quoted(v)}" for k, v in trial.params.items())]
         if len(self.objectives) == 1:  # per-epoch reports (and so pruning) exist for one objective only
             overrides += [
                 f"trial.storage={quoted(storage_url)}",
@@ -300,7 +417,10 @@ class OptunaSweep(Sweeper):
             "study_name": self.study_name,
             "objectives": dict(zip(self.objectives, self.directions, strict=True)),
             "trials": {s.name: sum(t.state == s for t in study.get_trials(deepcopy=False)) for s in TrialState},
-            "best": [{"number": t.number, "values": t.values, "params": t.params} for t in best],
+            "best": [
+                {"number": t.number, "values": t.values, "params": {override_key(k): v for k, v in t.params.items()}}
+                for t in best
+            ],
         }
         OmegaConf.save(OmegaConf.create(summary), sweep_dir / "best.yaml")
         best_metrics = sweep_dir / str(best[0].number) / "metrics.json"

@@ -339,10 +339,14 @@ def fit_and_score(cfg: DictConfig, trainer: L.Trainer, module: Supervised, datam
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
     score_ckpt = best or (None if cfg.train else cfg.ckpt_path)
-    metrics = dict(trainer.validate(module, datamodule=datamodule, ckpt_path=score_ckpt, verbose=False)[0])
+    metrics = {}
+    if not OmegaConf.select(cfg, "data.refit"):  # a refit has no val split
+        metrics.update(trainer.validate(module, datamodule=datamodule, ckpt_path=score_ckpt, verbose=False)[0])
     if cfg.test:
         metrics.update(trainer.test(module, datamodule=datamodule, ckpt_path=score_ckpt, verbose=False)[0])
-    return {**metrics, "ckpt/best": best}, train_s
+    # the epoch whose weights are scored: a model selection refits for as many epochs (hyperlab.refit)
+    best_epoch = load_checkpoint(best, mmap=True)["epoch"] if best else (trainer.current_epoch - 1 if cfg.train else None)
+    return {**metrics, "ckpt/best": best, "trainer/best_epoch": best_epoch}, train_s
 
 
 def train_once(cfg: DictConfig) -> dict:
@@ -395,23 +399,30 @@ def train_once(cfg: DictConfig) -> dict:
 def cross_validate(cfg: DictConfig, num_folds: int) -> dict:
     """`data.num_folds=K` with no `data.fold`: train fold k in `<run>/fold_k/` for every k. The run's metrics.json
     holds each fold's metrics under `folds` and, for every val/* and test/* key, the mean over folds (under the
-    key itself, so sweepers optimise the mean) and the sample standard deviation (`<key>_std`)."""
+    key itself, so sweepers optimise the mean), the sample standard deviation (`<key>_std`) and the standard
+    error of the mean (`<key>_se` = std / sqrt(K), the one-standard-error rule's yardstick). In a study, the
+    running mean of the monitored metric is reported after each fold, so the pruner can stop a trial after its
+    first folds (hyperlab.study.FoldReports)."""
     output_dir = Path(cfg.paths.output_dir)
+    reports = fold_reports(cfg.trial)
     folds = []
     for k in range(num_folds):
         fold_cfg = copy.deepcopy(cfg)
         fold_cfg.data.fold = k
         fold_cfg.paths.output_dir = str(output_dir / f"fold_{k}")
-        if k > 0 and OmegaConf.select(fold_cfg, "trial.number") is not None:
-            fold_cfg.trial.number = None  # fold 0 alone reports epochs to the study: steps must not repeat
+        fold_cfg.trial.number = None  # the folds report as a whole, below: no per-epoch steps
         (output_dir / f"fold_{k}").mkdir(parents=True, exist_ok=True)
         folds.append(train_once(fold_cfg))
+        if reports is not None:
+            reports.report(folds)
     scored = [key for key, value in folds[0].items() if key.startswith(("val/", "test/")) and value is not None]
     metrics = {key: statistics.fmean(f[key] for f in folds) for key in scored}
     metrics.update({f"{key}_std": statistics.stdev(f[key] for f in folds) for key in scored})
+    metrics.update({f"{key}_se": metrics[f"{key}_std"] / num_folds**0.5 for key in scored})
+    kept = [*scored, "ckpt/best", "trainer/global_step", "trainer/best_epoch"]
     metrics.update(
         {
-            "folds": [{key: f[key] for key in [*scored, "ckpt/best", "trainer/global_step"]} for f in folds],
+            "folds": [{key: f[key] for key in kept} for f in folds],
             "data/num_folds": num_folds,
             "time/train_s": round(sum(f["time/train_s"] for f in folds), 3),
             **{key: folds[0][key] for key in ("model/params", "model/flops", "versions", "python", "git", "command")},
@@ -420,6 +431,15 @@ def cross_validate(cfg: DictConfig, num_folds: int) -> dict:
     )
     runs.write_metrics(output_dir, metrics)
     return metrics
+
+
+def fold_reports(trial: DictConfig | None):
+    """The study trial a cross-validated job reports its folds to, or None outside a study."""
+    if not trial or trial.get("number") is None:
+        return None
+    from hyperlab.study import FoldReports  # optuna loads only for sweeps
+
+    return FoldReports(**trial)
 
 
 def train(cfg: DictConfig) -> float | None:

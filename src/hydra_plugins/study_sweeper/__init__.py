@@ -21,6 +21,11 @@ class StudySweeperConf:
     max_failures: int = 3  # failed trials tolerated in one invocation before the sweep stops
     params: dict[str, str] = field(default_factory=dict)  # key: choice(...) | range(...) | interval(...)
     torch_threads: int | None = None  # intra-op threads per worker: cores / workers when several run at once
+    # "key=option": {key: choice(...) | ...}: parameters sampled only in trials that chose that option
+    conditional: dict[str, dict[str, str]] = field(default_factory=dict)
+    # {rule: one_se | best, cost: a metrics.json key, refit: bool}: pick a winner and refit it (hyperlab.select)
+    selection: Any = None
+    nested_folds: int | None = None  # K: the search, selection and refit inside K outer folds (nested CV)
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="study", node=StudySweeperConf, provider="hyperlab")

@@ -125,6 +125,9 @@ class ArrayDataModule(L.LightningDataModule):
         prefetch_factor: int | None = None,
         num_folds: int | None = None,
         fold: int | None = None,
+        refit: bool = False,
+        outer_folds: int | None = None,
+        outer_fold: int | None = None,
     ):
         super().__init__()
         choose("data.task", task, DATA_TASKS)
@@ -132,6 +135,12 @@ class ArrayDataModule(L.LightningDataModule):
             choose("data.sampler", sampler, SAMPLERS, optional=True)
         if num_folds is not None and not (num_folds >= 2 and fold is not None and 0 <= fold < num_folds):
             raise ValueError(f"data.num_folds={num_folds} needs >= 2 folds and data.fold in [0, {num_folds})")
+        if outer_folds is not None and not (outer_folds >= 2 and outer_fold is not None and 0 <= outer_fold < outer_folds):
+            raise ValueError(
+                f"data.outer_folds={outer_folds} needs >= 2 folds and data.outer_fold in [0, {outer_folds})"
+            )
+        if refit and num_folds is not None:
+            raise ValueError("data.refit=true trains on train + val as one split: set data.num_folds=null")
         if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
             raise ValueError(
                 f"data.val_fraction={val_fraction} + data.test_fraction={test_fraction} must be < 1, each in [0, 1)"
@@ -164,6 +173,9 @@ class ArrayDataModule(L.LightningDataModule):
             "smooth_sigma": smooth_sigma,
             "num_folds": num_folds,
             "fold": fold,
+            "refit": refit,
+            "outer_folds": outer_folds,
+            "outer_fold": outer_fold,
         }
         self.shuffle, self.shuffle_seed, self.weighted = shuffle, shuffle_seed, sampler == "weighted"
         self.augment, self.cache_dir, self.device_resident = augment, cache_dir, device_resident
@@ -247,7 +259,10 @@ class ArrayDataModule(L.LightningDataModule):
         return out + [torch.as_tensor(w, dtype=torch.float32) for w in weights]
 
     def _split(self, y: np.ndarray) -> dict[str, np.ndarray]:
-        splits = self._train_val_test(y)
+        splits = self._outer_fold(y) if self.recipe["outer_folds"] else self._train_val_test(y)
+        if self.recipe["refit"]:  # the model selection's final fit: train + val as one train split, val empty
+            train = np.sort(np.concatenate([splits["train"], splits["val"]]))
+            return {"train": train, "val": train[:0], "test": splits["test"]}
         num_folds, fold = self.recipe["num_folds"], self.recipe["fold"]
         if not num_folds:
             return splits
@@ -257,6 +272,21 @@ class ArrayDataModule(L.LightningDataModule):
         folds = kfold(n_splits=num_folds, shuffle=True, random_state=self.recipe["split_seed"]).split(pool, y[pool])
         train, val = list(folds)[fold]
         return {"train": pool[train], "val": pool[val], "test": splits["test"]}
+
+    def _outer_fold(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        """Nested cross-validation's outer loop: test is fold `outer_fold` of a (stratified) k-fold split of every
+        row, so the k test splits partition the data; val is `val_fraction` of all rows, drawn from the rest."""
+        r = self.recipe
+        kfold = StratifiedKFold if r["stratify"] else KFold
+        folds = kfold(n_splits=r["outer_folds"], shuffle=True, random_state=r["split_seed"]).split(y, y)
+        rest, test = list(folds)[r["outer_fold"]]
+        train, val = train_test_split(
+            rest,
+            test_size=r["val_fraction"] * len(y) / len(rest),
+            stratify=y[rest] if r["stratify"] else None,
+            random_state=r["split_seed"],
+        )
+        return {"train": train, "val": val, "test": test}
 
     def _train_val_test(self, y: np.ndarray) -> dict[str, np.ndarray]:
         r = self.recipe
@@ -302,6 +332,8 @@ class ArrayDataModule(L.LightningDataModule):
         return self.splits["train"].tensors[0][:1]
 
     def val_dataloader(self):
+        if len(self.splits["val"]) == 0:  # data.refit: Lightning skips validation for an empty list
+            return []
         return self._loader(self.splits["val"], batch_size=self.eval_batch_size)
 
     def test_dataloader(self):

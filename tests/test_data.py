@@ -344,3 +344,47 @@ def test_each_augmentation_knob_adds_its_transform(knob, kornia_name):
     out = augment(x)
     assert [type(m).__name__ for m in augment.pipeline] == [kornia_name]
     assert out.shape == x.shape and not torch.equal(out, x)
+
+
+def test_refit_trains_on_train_and_val_and_keeps_the_test_split():
+    plain, refit = digits(), digits(refit=True)
+    pool = np.sort(np.concatenate([plain.indices["train"], plain.indices["val"]]))
+    assert np.array_equal(refit.indices["train"], pool)
+    assert np.array_equal(refit.indices["test"], plain.indices["test"])
+    assert len(refit.splits["train"]) == 1437 and len(refit.splits["val"]) == 0  # 1797 rows - 360 test
+    assert refit.val_dataloader() == []  # Lightning runs no validation
+
+
+def test_outer_folds_partition_the_data_into_test_splits():
+    _, y = load_digits(return_X_y=True)
+    outer = [digits(outer_folds=5, outer_fold=k) for k in range(5)]
+    tests = [o.indices["test"] for o in outer]
+    assert np.array_equal(np.sort(np.concatenate(tests)), np.arange(len(y)))  # every row tested exactly once
+    for o in outer:
+        train, val, test = (set(o.indices[s]) for s in ("train", "val", "test"))
+        assert not (train & val or train & test or val & test) and len(train | val | test) == len(y)
+        assert len(val) == round(0.1 * len(y))
+    # inner folds and the refit work inside an outer fold: its test split never moves
+    inner = digits(outer_folds=5, outer_fold=2, num_folds=3, fold=1)
+    assert np.array_equal(inner.indices["test"], tests[2])
+    assert np.array_equal(digits(outer_folds=5, outer_fold=2, refit=True).indices["test"], tests[2])
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["data.refit=true"], "data.refit=true leaves no val split, but optimized_metric=val/acc"),
+        (
+            ["data.refit=true", "optimized_metric=null"],
+            "data.refit=true leaves no val split, but callbacks.model_checkpoint.monitor=val/loss",
+        ),
+        (["data.refit=true", "data.num_folds=5"], "data.refit=true trains on train \\+ val as one split"),
+        (["data.outer_folds=5"], "data.outer_folds and data.outer_fold are set together"),
+        (["data.outer_folds=5", "data.outer_fold=5"], "data.outer_fold=5 is not allowed"),
+    ],
+)
+def test_bad_refit_and_outer_fold_settings_are_refused_before_training(make_cfg, overrides, message):
+    from hyperlab.config import ConfigError, check
+
+    with pytest.raises(ConfigError, match=message):
+        check(make_cfg(*overrides))

@@ -1,4 +1,5 @@
-"""The model-selection report reads a sweep through metrics.json and overrides.yaml only."""
+"""Model selection: the report over a sweep, the one-standard-error rule, conditional search spaces, the refit on
+train + val into `selected/`, and nested cross-validation."""
 
 import csv
 import json
@@ -6,12 +7,14 @@ import shutil
 import subprocess
 import sys
 
+import optuna
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.samplers import RandomSampler, TPESampler
 
-from hyperlab import select
+from hyperlab import refit, select
+from hyperlab.sweeper import SweepError, ask, conditional_space, override_key, search_space
 from tests.conftest import CONF, ROOT
 
 JOBS = {  # job: (val/acc, FLOPs, overrides)
@@ -40,40 +43,236 @@ def sweep_dir(tmp_path):
 
 
 def test_leaderboard_is_sorted_and_the_pareto_front_excludes_dominated_jobs(sweep_dir):
-    rows = select.main([str(sweep_dir), "--metric", "val/acc"])
-    assert [r["job"] for r in rows] == ["1", "0", "2", "3"]
-    assert sorted(r["job"] for r in select.pareto_front(rows, maximize=True)) == ["0", "1", "3"]
+    result = select.main([str(sweep_dir), "--metric", "val/acc"])
+    assert [r["job"] for r in result["rows"]] == ["1", "0", "2", "3"]
+    assert sorted(r["job"] for r in select.pareto_front(result["rows"], maximize=True)) == ["0", "1", "3"]
     with open(sweep_dir / "leaderboard.csv") as f:
         table = list(csv.DictReader(f))
-    assert [(t["job"], float(t["metric"]), int(t["model/flops"])) for t in table] == [
-        ("1", 0.97, 5000),
-        ("0", 0.95, 1000),
-        ("2", 0.93, 4000),
-        ("3", 0.90, 800),
+    assert [(t["job"], t["state"], float(t["metric"]), int(t["model/flops"])) for t in table] == [
+        ("1", "complete", 0.97, 5000),
+        ("0", "complete", 0.95, 1000),
+        ("2", "complete", 0.93, 4000),
+        ("3", "complete", 0.90, 800),
     ]
-    assert (sweep_dir / "pareto.png").stat().st_size > 10_000
+    assert (sweep_dir / "selection.png").stat().st_size > 20_000
     assert not (sweep_dir / "importances.csv").exists()  # not a study: no journal
+    # no standard errors (not cross-validated): the one-SE rule falls back to the best mean, and says so
+    assert result["winner"]["job"] == "1" and "no standard error" in result["why"]
 
 
 def test_the_winner_becomes_a_runnable_experiment(sweep_dir, tmp_path_factory):
     select.main([str(sweep_dir)])
     conf = shutil.copytree(CONF, tmp_path_factory.mktemp("conf") / "conf")
     shutil.copy(sweep_dir / "best_experiment.yaml", conf / "experiment" / "winner.yaml")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=winner"])
+    cfg = refit.compose(["experiment=winner"], [f"file://{conf}"])
     assert (cfg.optimizer._target_, cfg.lr, cfg.model.width) == ("torch.optim.AdamW", 0.003, 256)
-    assert "trial.number" not in (sweep_dir / "best_experiment.yaml").read_text()
+    assert "trial" not in (sweep_dir / "best_experiment.yaml").read_text()
 
 
 def test_minimising_a_metric_reverses_the_order(sweep_dir):
-    rows = select.main([str(sweep_dir), "--metric", "val/acc", "--mode", "min"])
-    assert [r["job"] for r in rows] == ["3", "2", "0", "1"]
+    result = select.main([str(sweep_dir), "--metric", "val/acc", "--mode", "min"])
+    assert [r["job"] for r in result["rows"]] == ["3", "2", "0", "1"]
 
 
 def test_an_empty_sweep_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="no job under .* has a metrics.json with 'val/acc'"):
         select.main([str(tmp_path)])
+
+
+def row(job, metric, se, flops):
+    return {"job": job, "state": "complete", "metric": metric, "metric_se": se, "model/flops": flops}
+
+
+def test_the_one_se_rule_prefers_the_cheaper_model_within_noise_and_the_better_one_beyond_it():
+    big, small = row("big", 0.980, 0.004, 1e6), row("small", 0.977, 0.005, 1e5)  # 0.003 apart < SE 0.004
+    choice = select.choose([big, small], maximize=True)
+    assert (choice["winner"]["job"], choice["best"]["job"]) == ("small", "big")
+    assert choice["threshold"] == pytest.approx(0.976)
+    far = row("small", 0.970, 0.005, 1e5)  # 0.010 apart > SE
+    assert select.choose([big, far], maximize=True)["winner"]["job"] == "big"
+    assert select.choose([big, small], maximize=True, rule="best")["winner"]["job"] == "big"
+    # minimising (a loss): within one SE above the best
+    low, cheap = row("low", 0.30, 0.02, 1e6), row("cheap", 0.31, 0.03, 1e3)
+    assert select.choose([low, cheap], maximize=False)["winner"]["job"] == "cheap"
+    assert select.choose([low, row("cheap", 0.33, 0.03, 1e3)], maximize=False)["winner"]["job"] == "low"
+    # pruned and failed trials are never chosen, however good their partial mean
+    pruned = {**row("pruned", 0.999, 0.001, 1.0), "state": "pruned"}
+    assert select.choose([big, small, pruned], maximize=True)["winner"]["job"] == "small"
+
+
+SPACE = {
+    "model": "choice(mlp, cnn, resnet)",
+    "lr": "tag(log, interval(1e-3, 1e-1))",
+}
+CONDITIONAL = {
+    "model=mlp": {"model.width": "choice(64, 128)"},
+    "model=cnn": {"model.channels": "choice([8,16], [16,32])"},
+    "model=resnet": {"model.channels": "choice([8,16])", "model.blocks": "range(1, 2)"},
+}
+OWN = {"mlp": {"model.width"}, "cnn": {"model.channels"}, "resnet": {"model.channels", "model.blocks"}}
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_a_conditional_parameter_is_sampled_only_for_the_choice_that_has_it(sampler):
+    space, _ = search_space([f"{k}={v}" for k, v in SPACE.items()])
+    conditions = conditional_space(CONDITIONAL, space)
+    if sampler == "tpe":
+        sampler = TPESampler(seed=0, n_startup_trials=5, multivariate=True, group=True)
+    else:
+        sampler = RandomSampler(seed=0)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    seen = set()
+    for _ in range(24):
+        trial = ask(study, space, conditions)
+        keys = {override_key(k) for k in trial.params}
+        family = trial.params["model"]
+        assert keys == {"model", "lr"} | OWN[family], (family, trial.params)
+        if family == "cnn":  # a list choice travels as a Hydra list literal
+            assert trial.params["model.channels if model=cnn"] in ("[8,16]", "[16,32]")
+        seen.add(family)
+        study.tell(trial, trial.params["lr"])
+    assert seen == {"mlp", "cnn", "resnet"}
+
+
+def test_a_condition_on_a_key_that_is_not_a_choice_is_refused():
+    space, _ = search_space(["lr=interval(0.001, 0.1)"])
+    with pytest.raises(SweepError, match="hydra.sweeper.conditional.lr=0.01: a condition is `key=option` for a choice"):
+        conditional_space({"lr=0.01": {"model.width": "choice(64)"}}, space)
+    with pytest.raises(SweepError, match=r"conditional.model=mlp: model.width=64 is not a choice"):
+        conditional_space({"model=mlp": {"model.width": "64"}}, {"model": CategoricalDistribution(["mlp"])})
+    assert FloatDistribution(0.001, 0.1) == space["lr"]
+
+
+def test_refit_epochs_are_the_mean_best_epoch_count_over_folds():
+    folds = [{"trainer/best_epoch": e} for e in (4, 6, 9)]  # 5, 7 and 10 epochs to the best checkpoint
+    assert refit.refit_epochs({"folds": folds}) == 7
+    assert refit.refit_epochs({"trainer/best_epoch": 0}) == 1
+
+
+# --- whole searches (subprocesses, tiny) -----------------------------------------------------------------------
+
+TINY_SELECTION = """# @package _global_
+defaults:
+  - override /hydra/sweeper: study
+optimized_metric: val/acc
+test: false
+data:
+  num_folds: 2
+callbacks:
+  early_stopping:
+    patience: 1
+  rich_progress_bar: null
+trainer:
+  max_epochs: 3
+hydra:
+  sweep:
+    dir: ${paths.log_dir}/study
+    subdir: ${hydra.job.num}
+  sweeper:
+    study_name: tiny
+    n_trials: 3
+    sampler:
+      _target_: optuna.samplers.RandomSampler
+      seed: 1
+    pruner: null
+    params:
+      model: choice(mlp, cnn)
+      lr: choice(3e-3)
+    conditional:
+      model=mlp:
+        model.width: choice(16, 32)
+      model=cnn:
+        model.channels: choice([4,8])
+    selection:
+      rule: one_se
+      cost: model/flops
+      refit: true
+"""
+
+
+def selection_sweep(tmp_path, *args):
+    conf = tmp_path / "conf" / "hparams_search"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "tiny.yaml").write_text(TINY_SELECTION)
+    command = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "-m",
+        "hparams_search=tiny",
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        *args,
+    ]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_a_selection_sweep_refits_the_winner_on_train_and_val_and_tests_it_once(tmp_path):
+    result = selection_sweep(tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = tmp_path / "logs" / "study"
+    jobs = sorted(p for p in study.iterdir() if p.name.isdigit())
+    assert len(jobs) == 3
+    for job in jobs:  # the search never read the test split: no test/* key in any job or fold
+        overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+        family = next(o.split("=")[1] for o in overrides if o.startswith("model="))
+        assert ("model.width" in str(overrides)) == (family == "mlp")  # conditional keys only where they exist
+        assert ("model.channels" in str(overrides)) == (family == "cnn")
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert not [k for k in metrics if k.startswith("test/")]
+        assert not [k for f in metrics["folds"] for k in f if k.startswith("test/")]
+        assert metrics["val/acc_se"] == pytest.approx(metrics["val/acc_std"] / 2**0.5)
+    selected = study / "selected"
+    chosen = json.loads((selected / "metrics.json").read_text())
+    trial = str(chosen["refit/trial"])
+    trial_metrics = json.loads((study / trial / "metrics.json").read_text())
+    # the refit: the trial's config on train + val (1437 rows: 23 batches of 64) for its folds' mean best epochs
+    epochs = refit.refit_epochs(trial_metrics)
+    assert chosen["refit/epochs"] == epochs and chosen["trainer/global_step"] == epochs * 23
+    assert chosen["search/metric"] == trial_metrics["val/acc"] and chosen["search/metric_se"] == trial_metrics["val/acc_se"]
+    assert 0.5 < chosen["test/acc"] <= 1 and not [k for k in chosen if k.startswith("val/")]
+    assert list((selected / "checkpoints").glob("*.ckpt"))
+    # selected/experiment.yaml composes back into exactly the refit's config
+    ran = yaml.safe_load((selected / ".hydra" / "config.yaml").read_text())
+    conf = shutil.copytree(CONF, tmp_path / "copy" / "conf")
+    shutil.copy(selected / "experiment.yaml", conf / "experiment" / "mine.yaml")
+    from omegaconf import OmegaConf
+
+    composed = OmegaConf.to_container(refit.compose(["experiment=mine"], [f"file://{conf}"]))
+    for key in ("hydra", "paths"):
+        composed.pop(key, None), ran.pop(key, None)
+    assert composed == ran
+    trial_overrides = refit.recipe(study / trial)
+    assert ran["model"]["_target_"].endswith("CNN" if "model=cnn" in trial_overrides else "MLP")
+    assert (ran["data"]["refit"], ran["data"]["num_folds"], ran["test"]) == (True, None, True)
+    assert ran["trainer"]["max_epochs"] == epochs and ran["callbacks"]["early_stopping"] is None
+    # the report: states counted, the rule and the refit stated, 80 columns
+    out = result.stdout
+    assert "3 trials: 3 complete, 0 pruned, 0 failed" in out and "rule one_se:" in out
+    report = out[out.rindex("3 trials:") :]
+    assert "refit on train + val" in report and max(len(line) for line in report.splitlines()) <= 80
+    # running the finished search again neither trains nor refits
+    stamp = (selected / "metrics.json").stat().st_mtime_ns
+    again = selection_sweep(tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (selected / "metrics.json").stat().st_mtime_ns == stamp
+    assert "refit on train + val" in again.stdout
+
+
+@pytest.mark.slow
+def test_nested_cross_validation_reports_every_outer_folds_refit_test_score(tmp_path):
+    result = selection_sweep(tmp_path, "hydra.sweeper.nested_folds=2", "hydra.sweeper.n_trials=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = tmp_path / "logs" / "study"
+    nested = json.loads((study / "nested.json").read_text())
+    outer = [json.loads((study / f"outer_{k}" / "selected" / "metrics.json").read_text()) for k in range(2)]
+    assert [o["fold"] for o in nested["outer"]] == [0, 1]
+    assert [o["test/acc"] for o in nested["outer"]] == [m["test/acc"] for m in outer]
+    assert nested["mean"] == pytest.approx(sum(m["test/acc"] for m in outer) / 2)
+    configs = [yaml.safe_load((study / f"outer_{k}" / "selected" / ".hydra" / "config.yaml").read_text()) for k in range(2)]
+    assert [(c["data"]["outer_folds"], c["data"]["outer_fold"]) for c in configs] == [(2, 0), (2, 1)]
+    assert "Nested cross-validation over 2 outer folds: test/acc" in result.stdout
 
 
 @pytest.mark.slow
@@ -93,3 +292,4 @@ def test_report_over_a_real_study_has_a_row_per_trial_and_importances(tmp_path):
         assert len(list(csv.DictReader(f))) == len(trials(tmp_path)) == 4
     with open(tmp_path / "logs" / "study" / "importances.csv") as f:
         assert {row["param"] for row in csv.DictReader(f)} == {"lr", "model.width"}
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80

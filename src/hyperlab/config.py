@@ -66,6 +66,7 @@ ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 # The wandb logger is offline unless the user has set an API key.
 OmegaConf.register_new_resolver("env_unset", lambda name: name not in os.environ, replace=True)
 
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 RESUME_MODES = ("never", "auto")
 DATA_TASKS = ("classification", "regression", "language_model")
 SAMPLERS = ("weighted", "oversample", "undersample", "smote")  # data.sampler
@@ -363,12 +364,8 @@ def print_help(overrides: list[str], config_name: str = "train") -> None:
     (unresolved, with `overrides` applied) and the footer. Hydra's own app help lists groups by deep-copying its
     config repository several times per group, about 0.6 s here with ~30 groups; reading conf/ directly gives
     the same listing in a few milliseconds. `--hydra-help` is still Hydra's."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    conf_dir = Path(__file__).resolve().parents[2] / "conf"
-    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-        cfg = hydra_compose(config_name, overrides=overrides, return_hydra_config=True)
+    conf_dir = CONF_DIR
+    cfg = compose_with_hydra(overrides, config_name)
     groups = sorted(
         (str(folder.relative_to(conf_dir)), sorted(f.stem for f in folder.glob("*.yaml")))
         for folder in conf_dir.rglob("*")
@@ -388,22 +385,28 @@ def print_help(overrides: list[str], config_name: str = "train") -> None:
     print("\n".join(lines) + help_cfg.footer)
 
 
-def compose(overrides: list[str], output_dir: str | Path, config_name: str = "train") -> DictConfig:
-    """The config `python train.py OVERRIDES` would run, for notebooks and tests, writing under `output_dir`."""
+def compose_with_hydra(overrides: list[str], config_name: str = "train") -> DictConfig:
+    """The config `python train.py OVERRIDES` would compose, with its `hydra` node (runtime.choices: the option
+    of every group)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name, overrides=overrides, return_hydra_config=True)
+
+
+def compose(overrides: list[str], output_dir: str | Path, config_name: str = "train") -> DictConfig:
+    """The config `python train.py OVERRIDES` would run, for notebooks and tests, writing under `output_dir`."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    conf_dir = Path(__file__).resolve().parents[2] / "conf"
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-        cfg = hydra_compose(config_name, overrides=overrides, return_hydra_config=True)
+    cfg = compose_with_hydra(overrides, config_name)
     HydraConfig.instance().set_config(cfg)  # for the ${hydra:...} interpolations in paths/
     output_dir = Path(output_dir).resolve()
     with open_dict(cfg):
-        cfg.paths.root_dir = str(conf_dir.parent)
+        cfg.paths.root_dir = str(CONF_DIR.parent)
         cfg.paths.log_dir = str(output_dir / "logs")
         cfg.paths.output_dir = str(output_dir)
         del cfg.hydra

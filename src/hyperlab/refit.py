@@ -37,15 +37,10 @@ def recipe(job_dir: Path) -> list[str]:
 
 def compose(overrides: list[str], searchpath: list[str]) -> DictConfig:
     """The training config (with its `hydra` node) that `python train.py OVERRIDES` would run."""
-    import hyperlab.config  # noqa: F401  registers train_schema
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from hyperlab.config import compose_with_hydra
 
-    GlobalHydra.instance().clear()
     path = [f"hydra.searchpath=[{','.join(searchpath)}]"] if searchpath else []
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return hydra_compose("train", overrides=[*path, *overrides], return_hydra_config=True)
+    return compose_with_hydra([*path, *overrides])
 
 
 def difference(config: dict, base: dict) -> dict:

@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -341,7 +342,9 @@ class OptunaSweep(Sweeper):
         # (it finds the unvisited points in the storage)
         if cfg.get("seed") is not None and not self._is_grid:
             cfg["seed"] += n_existing
-        sampler = instantiate(cfg)
+        with warnings.catch_warnings():  # TPE's `multivariate` and `group` (conditional spaces) are "experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = instantiate(cfg)
         return sampler(search_space=grid(space)) if isinstance(sampler, functools.partial) else sampler
 
     @staticmethod

@@ -230,7 +230,10 @@ def test_a_selection_sweep_refits_the_winner_on_train_and_val_and_tests_it_once(
     # the refit: the trial's config on train + val (1437 rows: 23 batches of 64) for its folds' mean best epochs
     epochs = refit.refit_epochs(trial_metrics)
     assert chosen["refit/epochs"] == epochs and chosen["trainer/global_step"] == epochs * 23
-    assert chosen["search/metric"] == trial_metrics["val/acc"] and chosen["search/metric_se"] == trial_metrics["val/acc_se"]
+    assert (
+        chosen["search/metric"] == trial_metrics["val/acc"]
+        and chosen["search/metric_se"] == trial_metrics["val/acc_se"]
+    )
     assert 0.5 < chosen["test/acc"] <= 1 and not [k for k in chosen if k.startswith("val/")]
     assert list((selected / "checkpoints").glob("*.ckpt"))
     # selected/experiment.yaml composes back into exactly the refit's config
@@ -270,7 +273,9 @@ def test_nested_cross_validation_reports_every_outer_folds_refit_test_score(tmp_
     assert [o["fold"] for o in nested["outer"]] == [0, 1]
     assert [o["test/acc"] for o in nested["outer"]] == [m["test/acc"] for m in outer]
     assert nested["mean"] == pytest.approx(sum(m["test/acc"] for m in outer) / 2)
-    configs = [yaml.safe_load((study / f"outer_{k}" / "selected" / ".hydra" / "config.yaml").read_text()) for k in range(2)]
+    configs = [
+        yaml.safe_load((study / f"outer_{k}" / "selected" / ".hydra" / "config.yaml").read_text()) for k in range(2)
+    ]
     assert [(c["data"]["outer_folds"], c["data"]["outer_fold"]) for c in configs] == [(2, 0), (2, 1)]
     assert "Nested cross-validation over 2 outer folds: test/acc" in result.stdout
 

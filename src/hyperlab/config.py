@@ -162,8 +162,9 @@ def _check_no_validation(cfg: DictConfig, num_folds) -> None:
     for key, metric in watched:
         if str(metric).startswith("val/"):
             raise ConfigError(
-                f"data.refit=true leaves no val split, but {key}={metric}: set it to null (callbacks.early_stopping=null "
-                "for early stopping; a checkpoint with monitor=null keeps the final weights)"
+                f"data.refit=true leaves no val split, but {key}={metric}: set it to null "
+                "(callbacks.early_stopping=null for early stopping; a checkpoint with monitor=null keeps the "
+                "final weights)"
             )
 
 

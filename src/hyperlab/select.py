@@ -207,7 +207,11 @@ def report(rows: list[dict], choice: dict, metric: str, cost: str, refit: dict |
         stops = ", ".join(f"{r['job']} ({r['metric']:.3f} after {r['folds']})" for r in pruned[:6])
         lines.append(f"pruned (running mean after n folds/epochs): {stops}" + (" ..." if len(pruned) > 6 else ""))
     winner = choice["winner"]
-    lines += ["", f"rule {choice['rule']}: {choice['why']}", f"  -> trial {winner['job']}: {' '.join(winner['overrides'])}"]
+    lines += [
+        "",
+        f"rule {choice['rule']}: {choice['why']}",
+        f"  -> trial {winner['job']}: {' '.join(winner['overrides'])}",
+    ]
     if refit:
         test = "test/" + metric.split("/", 1)[1]
         lines.append(
@@ -301,7 +305,10 @@ def nested_summary(sweep_dir: Path, outer_folds: int) -> str:
         "metric": test,
         "mean": mean,
         "std": std,
-        "outer": [{"fold": k, test: m[test], "search": m["search/metric"], "trial": m["refit/trial"]} for k, m in enumerate(outer)],
+        "outer": [
+            {"fold": k, test: m[test], "search": m["search/metric"], "trial": m["refit/trial"]}
+            for k, m in enumerate(outer)
+        ],
     }
     (sweep_dir / "nested.json").write_text(json.dumps(summary, indent=2))
     return (

@@ -211,7 +211,8 @@ class OptunaSweep(Sweeper):
             raise SweepError("hydra.sweeper.selection picks one winner: it needs a single objective")
         if nested_folds is not None and (not isinstance(nested_folds, int) or nested_folds < 2 or not selection):
             raise SweepError(
-                f"hydra.sweeper.nested_folds={nested_folds!r}: null, or an integer >= 2 with hydra.sweeper.selection set"
+                f"hydra.sweeper.nested_folds={nested_folds!r}: null, or an integer >= 2 with "
+                "hydra.sweeper.selection set"
             )
         self.selection, self.nested_folds = selection, nested_folds
 

@@ -345,7 +345,9 @@ def fit_and_score(cfg: DictConfig, trainer: L.Trainer, module: Supervised, datam
     if cfg.test:
         metrics.update(trainer.test(module, datamodule=datamodule, ckpt_path=score_ckpt, verbose=False)[0])
     # the epoch whose weights are scored: a model selection refits for as many epochs (hyperlab.refit)
-    best_epoch = load_checkpoint(best, mmap=True)["epoch"] if best else (trainer.current_epoch - 1 if cfg.train else None)
+    best_epoch = (
+        load_checkpoint(best, mmap=True)["epoch"] if best else (trainer.current_epoch - 1 if cfg.train else None)
+    )
     return {**metrics, "ckpt/best": best, "trainer/best_epoch": best_epoch}, train_s
 
 

@@ -135,7 +135,9 @@ class ArrayDataModule(L.LightningDataModule):
             choose("data.sampler", sampler, SAMPLERS, optional=True)
         if num_folds is not None and not (num_folds >= 2 and fold is not None and 0 <= fold < num_folds):
             raise ValueError(f"data.num_folds={num_folds} needs >= 2 folds and data.fold in [0, {num_folds})")
-        if outer_folds is not None and not (outer_folds >= 2 and outer_fold is not None and 0 <= outer_fold < outer_folds):
+        if outer_folds is not None and not (
+            outer_folds >= 2 and outer_fold is not None and 0 <= outer_fold < outer_folds
+        ):
             raise ValueError(
                 f"data.outer_folds={outer_folds} needs >= 2 folds and data.outer_fold in [0, {outer_folds})"
             )

@@ -298,3 +298,26 @@ def test_report_over_a_real_study_has_a_row_per_trial_and_importances(tmp_path):
     with open(tmp_path / "logs" / "study" / "importances.csv") as f:
         assert {row["param"] for row in csv.DictReader(f)} == {"lr", "model.width"}
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
+
+
+def test_a_cross_validated_trial_below_the_median_after_its_first_fold_is_pruned(tmp_path):
+    from hyperlab.study import FoldReports, open_storage
+
+    storage = str(tmp_path / "study.journal")
+    pruner = {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 2, "n_warmup_steps": 0}
+    study = optuna.create_study(study_name="cv", storage=open_storage(storage), direction="maximize")
+    study.set_user_attr("pruner", pruner)
+    for value in (0.95, 0.96):  # two finished trials, reported fold by fold
+        trial = study.ask()
+        for fold in range(3):
+            trial.report(value, step=fold)
+        study.tell(trial, value)
+    good, bad = study.ask(), study.ask()
+    FoldReports(storage, "cv", good.number, "val/acc").report([{"val/acc": 0.97}])  # above the median: goes on
+    reports = FoldReports(storage, "cv", bad.number, "val/acc")
+    with pytest.raises(optuna.TrialPruned, match=f"trial {bad.number} pruned after fold 0"):
+        reports.report([{"val/acc": 0.80}])
+    assert study.trials[bad.number].intermediate_values == {0: 0.80}
+    # the value reported after fold k is the running mean over folds 0..k
+    FoldReports(storage, "cv", good.number, "val/acc").report([{"val/acc": 0.97}, {"val/acc": 0.95}])
+    assert study.trials[good.number].intermediate_values == {0: 0.97, 1: pytest.approx(0.96)}

@@ -271,7 +271,11 @@ class OptunaSweep(Sweeper):
                     )
         self._write_summary(study, sweep_dir)
         if self.selection:
-            self._select(sweep_dir)
+            with self._lock(sweep_dir):  # workers finishing together: one refits, the others find it done
+                if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                    log.info("other workers are still running trials: the last one to finish selects and refits")
+                else:
+                    self._select(sweep_dir)
         return returns
 
     def _select(self, sweep_dir: Path) -> None:

@@ -261,6 +261,17 @@ def test_a_selection_sweep_refits_the_winner_on_train_and_val_and_tests_it_once(
     assert again.returncode == 0, again.stderr[-3000:]
     assert (selected / "metrics.json").stat().st_mtime_ns == stamp
     assert "refit on train + val" in again.stdout
+    # asked to, it refits again, and keeps the earlier refit beside
+    forced = subprocess.run(
+        [sys.executable, "-m", "hyperlab.select", str(study), "--refit", "force"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    kept = json.loads((study / "selected.replaced.1" / "metrics.json").read_text())
+    redone = json.loads((selected / "metrics.json").read_text())
+    assert kept["refit/trial"] == redone["refit/trial"] and redone["test/acc"] == pytest.approx(kept["test/acc"])
 
 
 @pytest.mark.slow
@@ -278,6 +289,7 @@ def test_nested_cross_validation_reports_every_outer_folds_refit_test_score(tmp_
     ]
     assert [(c["data"]["outer_folds"], c["data"]["outer_fold"]) for c in configs] == [(2, 0), (2, 1)]
     assert "Nested cross-validation over 2 outer folds: test/acc" in result.stdout
+    assert select.main([str(study)])["nested"]["mean"] == nested["mean"]  # the report of the whole nested run
 
 
 @pytest.mark.slow
@@ -321,3 +333,19 @@ def test_a_cross_validated_trial_below_the_median_after_its_first_fold_is_pruned
     # the value reported after fold k is the running mean over folds 0..k
     FoldReports(storage, "cv", good.number, "val/acc").report([{"val/acc": 0.97}, {"val/acc": 0.95}])
     assert study.trials[good.number].intermediate_values == {0: 0.97, 1: pytest.approx(0.96)}
+
+
+def test_a_fresh_study_tries_every_family_with_a_conditional_block_first():
+    from hyperlab.sweeper import enqueue_every_option
+
+    space, _ = search_space([f"{k}={v}" for k, v in SPACE.items()])
+    conditions = conditional_space({**CONDITIONAL, "model=transformer": {"model.heads": "choice(2)"}}, space)
+    study = optuna.create_study(sampler=RandomSampler(seed=3))
+    enqueue_every_option(study, space, conditions)  # transformer is not a choice here: not enqueued
+    families = []
+    for _ in range(3):
+        trial = ask(study, space, conditions)
+        families.append(trial.params["model"])
+        assert {override_key(k) for k in trial.params} == {"model", "lr"} | OWN[trial.params["model"]]
+        study.tell(trial, 0.5)
+    assert families == ["mlp", "cnn", "resnet"]

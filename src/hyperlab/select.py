@@ -230,6 +230,7 @@ def _wrap(line: str, width: int = 80) -> str:
 def plot(rows: list[dict], choice: dict, importances: dict | None, metric: str, cost: str, path: Path) -> None:
     """Three panels: metric +- SE against cost (by model family), the optimisation history, importances."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -253,7 +254,8 @@ def plot(rows: list[dict], choice: dict, importances: dict | None, metric: str, 
     if choice["threshold"] is not None:
         left.axhline(choice["threshold"], ls=":", c="grey", label="best - 1 SE")
     left.set(xscale="log", xlabel=cost, ylabel=metric, title="metric ± SE vs cost")
-    left.legend(fontsize=8)
+    left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # log-axis minor labels overlap
+    left.legend(fontsize=7, loc="lower right")
     numbered = sorted((r for r in rows if r["metric"] is not None and r["job"].isdigit()), key=lambda r: int(r["job"]))
     for state, marker in (("complete", "o"), ("pruned", "x")):
         shown = [r for r in numbered if r["state"] == state]
@@ -271,7 +273,7 @@ def plot(rows: list[dict], choice: dict, importances: dict | None, metric: str, 
     if importances:
         names = list(importances)[::-1]
         right.barh(names, [importances[n] for n in names])
-    right.set(xlabel="importance (fANOVA)", title="parameter importances")
+    right.set(xlabel="importance (Optuna's default evaluator)", title="parameter importances")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -358,6 +360,10 @@ def main(argv: list[str] | None = None) -> dict:
     rule = args.rule or selection.get("rule") or "one_se"
     cost = args.cost or selection.get("cost") or "model/flops"
     rows = read_jobs(sweep_dir, metric)
+    nested = sorted(sweep_dir.glob("outer_*/selected/metrics.json"))
+    if not rows and nested:  # a nested cross-validation: one search per outer fold, each with its own report
+        print(nested_summary(sweep_dir, len(nested)))
+        return {"rows": [], "nested": json.loads((sweep_dir / "nested.json").read_text())}
     if not rows:
         raise SystemExit(f"error: no job under {sweep_dir} has a metrics.json with {metric!r}")
     rows.sort(key=lambda r: r["metric"], reverse=maximize)
@@ -395,6 +401,8 @@ def _refit(mode: str, sweep_dir: Path, winner: dict, metric: str, rule: str, sea
         return refit
     if mode == "no":
         return None
+    if done.parent.exists():  # --refit force: the earlier refit is kept beside, never overwritten
+        print(f"note: the earlier refit moved to {_set_aside(done.parent)}")
     search = {
         "objective": metric,
         "rule": rule,
@@ -403,6 +411,16 @@ def _refit(mode: str, sweep_dir: Path, winner: dict, metric: str, rule: str, sea
         "metric_std": winner.get("metric_std"),
     }
     return refitting.refit(sweep_dir, winner["job"], searchpath, search)
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename `path` to the first free `<name>.replaced.<n>`."""
+    n = 1
+    while path.with_name(f"{path.name}.replaced.{n}").exists():
+        n += 1
+    kept = path.with_name(f"{path.name}.replaced.{n}")
+    path.rename(kept)
+    return kept
 
 
 if __name__ == "__main__":

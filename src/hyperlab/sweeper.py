@@ -144,6 +144,17 @@ def override_key(name: str) -> str:
     return name.partition(CONDITION)[0]
 
 
+def enqueue_every_option(study: optuna.Study, space: dict[str, BaseDistribution], conditions: Conditions) -> None:
+    """A fresh study's first trials: one per option that has a conditional block (each model family), its other
+    parameters sampled. With a few random startup trials a family can otherwise go unexplored, and the search
+    then never compares it."""
+    for parent, option in conditions:
+        choices = getattr(space.get(parent), "choices", ())
+        value = next((c for c in choices if str(c) == option), None)
+        if value is not None:
+            study.enqueue_trial({parent: value})
+
+
 def grid(space: dict[str, BaseDistribution]) -> dict[str, list]:
     values = {}
     for key, dist in space.items():
@@ -241,6 +252,8 @@ class OptunaSweep(Sweeper):
         storage_url = self.storage_url or str(sweep_dir / "study.journal")
         with self._lock(sweep_dir):  # workers starting together must not both create the schema or the study
             study = self._study(storage_url)
+            if not study.get_trials(deepcopy=False):
+                enqueue_every_option(study, space, conditions)
         n_trials = (
             min(self.n_trials, math.prod(len(v) for v in grid(space).values())) if self._is_grid else self.n_trials
         )

@@ -124,7 +124,7 @@ def refit(sweep_dir: Path, job: str, searchpath: list[str], search: dict) -> dic
     node = experiment(overrides, searchpath, changes(compose(overrides, searchpath), epochs))
     header = (
         f"# Refit of trial {job} of the model selection in {sweep_dir}: {', '.join(overrides)}\n"
-        f"# on train + val for {epochs} epochs (its folds' mean epoch count to their scored checkpoints), tested once.\n"
+        f"# on train + val for {epochs} epochs (its folds' mean epochs to their scored checkpoints), tested once.\n"
         f"#   cp {selected / 'experiment.yaml'} conf/experiment/mine.yaml && python train.py experiment=mine\n"
     )
     write_experiment(selected / "experiment.yaml", node, header)

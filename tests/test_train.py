@@ -63,6 +63,7 @@ def test_metrics_json_holds_the_contract(run_dir):
     assert metrics["test/acc"] > 0.9 and metrics["val/acc"] > 0.9
     assert metrics["versions"]["torch"] == torch.__version__
     assert metrics["git"]["commit"] is None or len(metrics["git"]["commit"]) == 40
+    assert Path(metrics["ckpt/best"]).name == f"epoch_{metrics['trainer/best_epoch']:03d}.ckpt"  # what a refit repeats
 
 
 def test_checkpoints_load_with_weights_only(run_dir):
@@ -285,7 +286,10 @@ def test_cross_validation_trains_every_fold_and_reports_mean_and_std(make_cfg):
     folds = [runs.read_metrics(out / f"fold_{k}") for k in range(3)]
     assert returned == metrics["val/acc"] == pytest.approx(statistics.fmean(f["val/acc"] for f in folds))
     assert metrics["val/acc_std"] == pytest.approx(statistics.stdev(f["val/acc"] for f in folds))
+    assert metrics["val/acc_se"] == pytest.approx(metrics["val/acc_std"] / 3**0.5)
     assert [f["val/acc"] for f in metrics["folds"]] == [f["val/acc"] for f in folds]
+    # callbacks=none keeps no checkpoint: the final weights are scored, the last epoch (0) is the scored one
+    assert [f["trainer/best_epoch"] for f in metrics["folds"]] == [0, 0, 0]
     assert len({f["val/loss"] for f in folds}) == 3  # three different validation folds
     assert metrics["data/num_folds"] == 3
 

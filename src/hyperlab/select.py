@@ -255,7 +255,7 @@ def plot(rows: list[dict], choice: dict, importances: dict | None, metric: str, 
         left.axhline(choice["threshold"], ls=":", c="grey", label="best - 1 SE")
     left.set(xscale="log", xlabel=cost, ylabel=metric, title="metric ± SE vs cost")
     left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # log-axis minor labels overlap
-    left.legend(fontsize=7, loc="lower right")
+    left.legend(fontsize=7, loc="best")
     numbered = sorted((r for r in rows if r["metric"] is not None and r["job"].isdigit()), key=lambda r: int(r["job"]))
     for state, marker in (("complete", "o"), ("pruned", "x")):
         shown = [r for r in numbered if r["state"] == state]
@@ -270,6 +270,8 @@ def plot(rows: list[dict], choice: dict, importances: dict | None, metric: str, 
         middle.step([int(r["job"]) for r in done], running, where="post", c="black", label="best so far")
     middle.set(xlabel="trial", ylabel=metric, title="optimisation history")
     middle.legend(fontsize=8)
+    for ax in (left, middle):  # a few failed-to-learn trials would squash the range that decides anything
+        _focus(ax, [r["metric"] for r in numbered or complete], choice["best"]["metric"])
     if importances:
         names = list(importances)[::-1]
         right.barh(names, [importances[n] for n in names])
@@ -277,6 +279,18 @@ def plot(rows: list[dict], choice: dict, importances: dict | None, metric: str, 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _focus(ax, values: list[float], best: float) -> None:
+    """Limit the metric axis to the best 80% of trials (the rest sit at its edge, as their count says)."""
+    ranked = sorted(values, key=lambda v: abs(v - best))
+    edge = ranked[int(0.8 * (len(ranked) - 1))]
+    margin = 0.15 * abs(best - edge) or 0.01 * abs(best) or 0.01
+    low, high = sorted((best, edge))
+    outside = sum(not (low - margin <= v <= high + margin) for v in values)
+    ax.set_ylim(low - margin, high + margin)
+    if outside:
+        ax.set_title(f"{ax.get_title()} ({outside} off the axis)")
 
 
 def write_importances(study, path: Path) -> dict | None:

@@ -394,6 +394,7 @@ def test_a_sweep_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp
     assert len({t.params["lr"] for t in done if t.state == TrialState.COMPLETE}) == 4
     from hyperlab import select
 
-    rows = select.main([str(tmp_path / "logs" / "study")])  # the report covers every complete trial
+    rows = select.main([str(tmp_path / "logs" / "study")])["rows"]  # the report covers every trial, by state
     complete = {str(t.number) for t in done if t.state == TrialState.COMPLETE}
-    assert {r["job"] for r in rows} == complete and len(rows) == 4
+    assert {r["job"] for r in rows if r["state"] == "complete"} == complete and len(complete) == 4
+    assert [(r["job"], r["state"]) for r in rows if r["state"] != "complete"] == [("2", "fail")]

@@ -44,6 +44,7 @@ test-gpu: install
 # Benchmarks (minutes; not part of the tests): each writes its section of bench/results.md.
 bench: install
 	$(PY) bench/step_throughput.py
+	$(PY) bench/checkpoint_floor.py
 	$(PY) bench/profile_step.py
 	$(PY) bench/startup.py
 	$(PY) bench/search_efficiency.py

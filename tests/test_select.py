@@ -192,19 +192,13 @@ hydra:
 
 
 def selection_sweep(tmp_path, *args):
+    """`python train.py -m hparams_search=tiny ...` (tests.test_study.sweep_command) with TINY_SELECTION as tiny."""
+    from tests.test_study import sweep_command
+
     conf = tmp_path / "conf" / "hparams_search"
     conf.mkdir(parents=True, exist_ok=True)
     (conf / "tiny.yaml").write_text(TINY_SELECTION)
-    command = [
-        sys.executable,
-        str(ROOT / "train.py"),
-        "-m",
-        "hparams_search=tiny",
-        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
-        f"paths.log_dir={tmp_path / 'logs'}",
-        *args,
-    ]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run(sweep_command(tmp_path, *args), cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ Configs are composed with Hydra's compose API; the experiment file holds the gro
 differs from them (the search's own settings, e.g. its early stopping, included), then the refit's changes.
 """
 
+import copy
 import statistics
 import subprocess
 import sys
@@ -56,23 +57,27 @@ def difference(config: dict, base: dict) -> dict:
     return out
 
 
-def experiment(overrides: list[str], searchpath: list[str], changes: dict[str, object]) -> dict:
-    """A `# @package _global_` experiment node equal to the config of `overrides` with `changes` (dotted keys)
-    applied: `override /group: option` for each group, then every value that differs from those groups' files."""
-    job = compose(overrides, searchpath)
+def experiment(job: DictConfig, searchpath: list[str]) -> dict:
+    """A `# @package _global_` experiment node that composes into `job` (a config from `compose`):
+    `override /group: option` for each group, then every value that differs from those groups' files."""
     choices = {g: c for g, c in job.hydra.runtime.choices.items() if "/" not in g and g not in NOT_GROUPS and c}
     base = compose([f"{group}={option}" for group, option in choices.items()], searchpath)
     job_values, base_values = (
         OmegaConf.to_container(c, resolve=False) for c in (_without_hydra(job), _without_hydra(base))
     )
-    values = difference(job_values, base_values)
+    return {"defaults": [{f"override /{g}": c} for g, c in choices.items()], **difference(job_values, base_values)}
+
+
+def with_changes(node: dict, changes: dict[str, object]) -> dict:
+    """A copy of an experiment node with `changes` (dotted keys) set."""
+    node = copy.deepcopy(node)
     for key, value in changes.items():
         *parents, leaf = key.split(".")
-        node = values
+        inner = node
         for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return {"defaults": [{f"override /{g}": c} for g, c in choices.items()], **values}
+            inner = inner.setdefault(part, {})
+        inner[leaf] = value
+    return node
 
 
 def _without_hydra(cfg: DictConfig) -> DictConfig:
@@ -114,14 +119,14 @@ def write_experiment(path: Path, node: dict, header: str) -> None:
     path.write_text("# @package _global_\n" + header + yaml.safe_dump(node, sort_keys=False))
 
 
-def refit(sweep_dir: Path, job: str, searchpath: list[str], search: dict) -> dict:
-    """Refit job `job` of the sweep into `<sweep>/selected/`; returns the refit's metrics.json, which also holds
-    `search` (the search's figures for the winner, e.g. its CV mean and standard error)."""
+def refit(sweep_dir: Path, job: str, job_cfg: DictConfig, scored: dict, searchpath: list[str], search: dict) -> dict:
+    """Refit job `job` of the sweep (its composed config and its `experiment` node as scored) into
+    `<sweep>/selected/`; returns the refit's metrics.json, which also holds `search` (the search's figures for the
+    winner, e.g. its CV mean and standard error)."""
     job_dir, selected = sweep_dir / job, sweep_dir / "selected"
     overrides = recipe(job_dir)
-    job_metrics = runs.read_metrics(job_dir)
-    epochs = refit_epochs(job_metrics)
-    node = experiment(overrides, searchpath, changes(compose(overrides, searchpath), epochs))
+    epochs = refit_epochs(runs.read_metrics(job_dir))
+    node = with_changes(scored, changes(job_cfg, epochs))
     header = (
         f"# Refit of trial {job} of the model selection in {sweep_dir}: {', '.join(overrides)}\n"
         f"# on train + val for {epochs} epochs (its folds' mean epochs to their scored checkpoints), tested once.\n"

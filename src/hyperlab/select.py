@@ -20,6 +20,7 @@ import argparse
 import csv
 import json
 import math
+import statistics
 import warnings
 from pathlib import Path
 
@@ -99,6 +100,8 @@ def read_study(sweep_dir: Path, study_name: str | None):
 
 def unfinished_rows(study, done: set[str]) -> list[dict]:
     """Pruned, failed and running trials: a pruned one with the running mean it was stopped at."""
+    from hyperlab.sweeper import override_key  # optuna and the sweeper load only for studies
+
     rows = []
     for trial in study.get_trials(deepcopy=False) if study is not None else []:
         if str(trial.number) in done or trial.state.name == "COMPLETE":
@@ -112,8 +115,7 @@ def unfinished_rows(study, done: set[str]) -> list[dict]:
                 "metric": steps[last] if last is not None else None,
                 "folds": None if last is None else last + 1,
                 "model": str(trial.params.get("model", "default")),
-                "overrides": [f"{k}={v}" for k, v in trial.params.items()],
-                "error": trial.user_attrs.get("error"),
+                "overrides": [f"{override_key(k)}={v}" for k, v in trial.params.items()],
             }
         )
     return rows
@@ -213,12 +215,17 @@ def report(rows: list[dict], choice: dict, metric: str, cost: str, refit: dict |
         f"  -> trial {winner['job']}: {' '.join(winner['overrides'])}",
     ]
     if refit:
-        test = "test/" + metric.split("/", 1)[1]
+        test = test_key(metric)
         lines.append(
             f"refit on train + val, {refit['refit/epochs']} epochs: {test} {refit.get(test, float('nan')):.4f} "
             f"(search estimate {refit['search/metric']:.4f} ± {_figure(refit.get('search/metric_se'))})"
         )
     return "\n".join(_wrap(line) for line in lines)
+
+
+def test_key(metric: str) -> str:
+    """The test split's key of a validation metric: val/acc -> test/acc."""
+    return "test/" + metric.split("/", 1)[1]
 
 
 def _wrap(line: str, width: int = 80) -> str:
@@ -312,11 +319,9 @@ def write_importances(study, path: Path) -> dict | None:
 def nested_summary(sweep_dir: Path, outer_folds: int) -> str:
     """Nested CV's result (`nested.json`): each outer fold's refit test scores, their mean and sample std."""
     outer = [runs.read_metrics(sweep_dir / f"outer_{k}" / "selected") for k in range(outer_folds)]
-    metric = outer[0]["search/objective"]
-    test = "test/" + metric.split("/", 1)[1]
+    test = test_key(outer[0]["search/objective"])
     scores = [m[test] for m in outer]
-    mean = sum(scores) / len(scores)
-    std = (sum((s - mean) ** 2 for s in scores) / (len(scores) - 1)) ** 0.5
+    mean, std = statistics.fmean(scores), statistics.stdev(scores)
     summary = {
         "metric": test,
         "mean": mean,
@@ -387,20 +392,24 @@ def main(argv: list[str] | None = None) -> dict:
     write_leaderboard(everything, sweep_dir / "leaderboard.csv")
     importances = write_importances(study, sweep_dir / "importances.csv")
     plot(everything, choice, importances, metric, cost, sweep_dir / "selection.png")
-    winner = choice["winner"]
+    winner, searchpath = choice["winner"], found.get("searchpath", [])
+    job_cfg, scored = None, None
     if winner["overrides"] and (sweep_dir / winner["job"] / ".hydra").is_dir():
-        node = refitting.experiment(winner["overrides"], found.get("searchpath", []), {})
+        job_cfg = refitting.compose(winner["overrides"], searchpath)
+        scored = refitting.experiment(job_cfg, searchpath)
         header = (
             f"# Trial {winner['job']} of {sweep_dir} as it was scored: {metric} = {winner['metric']:.4f}\n"
             f"#   cp best_experiment.yaml conf/experiment/mine.yaml && python train.py experiment=mine\n"
         )
-        refitting.write_experiment(sweep_dir / "best_experiment.yaml", node, header)
-    refit = _refit(args.refit, sweep_dir, winner, metric, rule, found.get("searchpath", []))
+        refitting.write_experiment(sweep_dir / "best_experiment.yaml", scored, header)
+    refit = _refit(args.refit, sweep_dir, winner, metric, rule, job_cfg, scored, searchpath)
     print(report(everything, choice, metric, cost, refit))
     return {"rows": everything, **choice, "refit": refit}
 
 
-def _refit(mode: str, sweep_dir: Path, winner: dict, metric: str, rule: str, searchpath: list[str]) -> dict | None:
+def _refit(
+    mode: str, sweep_dir: Path, winner: dict, metric: str, rule: str, job_cfg, scored: dict, searchpath: list[str]
+) -> dict | None:
     """The refit in `selected/`: made when asked (`force`) or missing, else read back as it is."""
     done = sweep_dir / "selected" / "metrics.json"
     if done.is_file() and mode != "force":
@@ -424,7 +433,7 @@ def _refit(mode: str, sweep_dir: Path, winner: dict, metric: str, rule: str, sea
         "metric_se": winner.get("metric_se"),
         "metric_std": winner.get("metric_std"),
     }
-    return refitting.refit(sweep_dir, winner["job"], searchpath, search)
+    return refitting.refit(sweep_dir, winner["job"], job_cfg, scored, searchpath, search)
 
 
 def _set_aside(path: Path) -> Path:

@@ -343,3 +343,39 @@ def test_a_fresh_study_tries_every_family_with_a_conditional_block_first():
         assert {override_key(k) for k in trial.params} == {"model", "lr"} | OWN[trial.params["model"]]
         study.tell(trial, 0.5)
     assert families == ["mlp", "cnn", "resnet"]
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (
+            {"nested_folds": 1, "selection": {"rule": "one_se"}},
+            r"hydra.sweeper.nested_folds=1: null, or an integer >= 2",
+        ),
+        ({"nested_folds": 3}, r"hydra.sweeper.nested_folds=3: null, or an integer >= 2 with hydra.sweeper.selection"),
+        (
+            {
+                "selection": {"rule": "one_se"},
+                "objectives": ["val/acc", "model/params"],
+                "directions": ["maximize", "minimize"],
+            },
+            "hydra.sweeper.selection picks one winner: it needs a single objective",
+        ),
+    ],
+)
+def test_bad_selection_settings_stop_the_sweep_before_any_trial(settings, message):
+    from hyperlab.sweeper import OptunaSweep
+
+    base = {
+        "study_name": "s",
+        "storage": None,
+        "n_trials": 2,
+        "objectives": ["val/acc"],
+        "directions": ["maximize"],
+        "sampler": None,
+        "pruner": None,
+        "max_failures": 1,
+        "params": {},
+    }
+    with pytest.raises(SweepError, match=message):
+        OptunaSweep(**{**base, **settings})

@@ -16,7 +16,9 @@ HEADER = "# Benchmarks\n\nWritten by `make bench` (each script also runs alone);
 def machine() -> str:
     import torch
 
-    return f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    threads = torch.get_num_threads()
+    return f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} threads{gpu}"
 
 
 def median_time(fn, repeats: int) -> float:

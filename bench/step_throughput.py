@@ -1,6 +1,6 @@
 """Training throughput: train.py's default path against hand-written PyTorch loops over the same network and data.
 
-    python bench/step_throughput.py [--repeats 5] [--only mlp-256]
+    python bench/step_throughput.py [--repeats 5] [--only mlp-256] [--device cuda]
 
 For each setting (the default MLP at width 256 and 2048, the CNN and the ResNet on digits) three variants train
 the same network (built by hyperlab from the config, then deep-copied) on the same standardised train split,
@@ -15,8 +15,12 @@ batch 64, AdamW lr 1e-3, for the same epochs, with a validation pass over the sa
                validation and fused AdamW, no callbacks, logger, progress bar or checkpoints (Lightning's floor).
 Then the cost of checkpointing every epoch at width 2048, per checkpoint writer, against
 `callbacks.model_checkpoint=null` (no checkpoints at all), and the floor a plain write of the same bytes sets.
-Timed: fit only (no imports, no building). Steps per second = optimizer steps / wall seconds of fit. Variants
-of a setting run interleaved, `--repeats` rounds; the table gives medians.
+Then, for the default MLP and the ResNet, fit time split into a cost per fit and a cost per epoch (fits of 1 and
+8 epochs), for hyperlab, hyperlab's module with no checkpoints, LR monitor, progress bar or logger, Lightning's floor
+and the loop: what the ratios above are made of. With `--device cuda` every variant trains on the GPU (hyperlab
+with `trainer=gpu`, the loops on device tensors) and the section is "Step throughput (GPU)". Timed: fit only (no
+imports, no building; the GPU is synchronised first). Steps per second = optimizer steps / wall seconds of fit.
+Variants of a setting run interleaved, `--repeats` rounds; the tables give medians.
 """
 
 import argparse
@@ -46,10 +50,12 @@ SETTINGS = {  # name: (overrides, epochs)
     "resnet": (["model=resnet"], 3),
 }
 EVERY_EPOCH = ["callbacks.early_stopping=null", "++trainer.num_sanity_val_steps=0", "test=false"]
+DEVICE = torch.device("cpu")  # --device; hyperlab's variants then add trainer=gpu
 
 
 def built(overrides: list[str], epochs: int):
-    cfg = compose([f"trainer.max_epochs={epochs}", *EVERY_EPOCH, *overrides], tempfile.mkdtemp())
+    on_gpu = ["trainer=gpu"] if DEVICE.type == "cuda" else []
+    cfg = compose([f"trainer.max_epochs={epochs}", *EVERY_EPOCH, *on_gpu, *overrides], tempfile.mkdtemp())
     datamodule, module = build_module(cfg)
     return cfg, datamodule, module
 
@@ -57,15 +63,18 @@ def built(overrides: list[str], epochs: int):
 def hand_written(overrides: list[str], epochs: int, fused: bool):
     """A loop over hyperlab's own network and split tensors: what a researcher writes by hand."""
     _, datamodule, module = built(overrides, epochs)
-    (x, y), (vx, vy) = datamodule.splits["train"].tensors[:2], datamodule.splits["val"].tensors[:2]
-    net = copy.deepcopy(module.net)
+    x, y, vx, vy = (
+        t.to(DEVICE) for t in (*datamodule.splits["train"].tensors[:2], *datamodule.splits["val"].tensors[:2])
+    )
+    net = copy.deepcopy(module.net).to(DEVICE)
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=fused or None)
 
     def fit() -> int:
         steps = 0
         for epoch in range(epochs):
             net.train()
-            for index in torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch)).split(64):
+            order = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch)).to(DEVICE)
+            for index in order.split(64):
                 loss = F.cross_entropy(net(x[index]), y[index])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -121,7 +130,7 @@ def lightning_lean(overrides: list[str], epochs: int):
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        accelerator="cpu",
+        accelerator="gpu" if DEVICE.type == "cuda" else "cpu",
         devices=1,
     )
 
@@ -132,6 +141,11 @@ def lightning_lean(overrides: list[str], epochs: int):
     return fit
 
 
+def synchronize() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def measure(variants: dict, repeats: int) -> dict[str, list[float]]:
     rates: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeats):
@@ -139,6 +153,7 @@ def measure(variants: dict, repeats: int) -> dict[str, list[float]]:
             fit = make()  # building is not timed
             start = time.perf_counter()
             steps = fit()
+            synchronize()
             rates[name].append(steps / (time.perf_counter() - start))
     return rates
 
@@ -172,6 +187,7 @@ def checkpoint_cost(repeats: int) -> list[str]:
             fit = hyperlab(overrides, epochs)
             start = time.perf_counter()
             fit()
+            synchronize()
             seconds[name].append(time.perf_counter() - start)
     fit_s = {name: statistics.median(s) for name, s in seconds.items()}
     base = fit_s["no checkpoints"]
@@ -220,6 +236,65 @@ def targets(medians: dict[str, dict[str, float]]) -> list[str]:
     return rows
 
 
+BARE = [  # hyperlab's module and Trainer settings without the four optional callbacks and the logger
+    "callbacks.model_checkpoint=null",
+    "callbacks.lr_monitor=null",
+    "callbacks.rich_progress_bar=null",
+    "~logger",
+    "trainer.enable_progress_bar=false",
+    "+trainer.enable_checkpointing=false",
+]
+
+
+def per_fit_and_per_epoch(setting: str, repeats: int) -> list[str]:
+    """Fit time = a cost per fit + epochs x a cost per epoch (20 steps and one validation pass), from the medians
+    of interleaved fits of 1 and 8 epochs."""
+    overrides, _ = SETTINGS[setting]
+    variants = {
+        "hyperlab": lambda e: hyperlab(overrides, e),
+        "hyperlab, no checkpoints, LR monitor, bar or logger": lambda e: hyperlab([*overrides, *BARE], e),
+        "lightning-lean (fused)": lambda e: lightning_lean(overrides, e),
+        "loop": lambda e: hand_written(overrides, e, fused=False),
+    }
+    seconds = {(name, e): [] for name in variants for e in (1, 8)}
+    for _ in range(repeats):
+        for name, make in variants.items():
+            for e in (1, 8):
+                fit = make(e)
+                synchronize()
+                start = time.perf_counter()
+                fit()
+                synchronize()
+                seconds[name, e].append(time.perf_counter() - start)
+    median = {key: statistics.median(s) for key, s in seconds.items()}
+    epoch = {name: (median[name, 8] - median[name, 1]) / 7 for name in variants}
+    rows = [
+        f"#### {setting}: fit time = per fit + epochs x per epoch (20 steps, one validation pass)",
+        "",
+        "| variant | per fit ms | per epoch ms | per epoch vs loop |",
+        "|---|---|---|---|",
+    ]
+    for name in variants:
+        fixed = median[name, 1] - epoch[name]
+        rows.append(f"| {name} | {1000 * fixed:.1f} | {1000 * epoch[name]:.1f} | {epoch['loop'] / epoch[name]:.2f}x |")
+    return rows
+
+
+def gpu_targets(medians: dict[str, dict[str, float]]) -> list[str]:
+    """On a GPU the issue's target is the ResNet: >= 0.95x the hand-written loop."""
+    if "resnet" not in medians:
+        return []
+    m = medians["resnet"]
+    rows = ["| setting | hyperlab vs | target | reached | Lightning's floor (lean, fused) |", "|---|---|---|---|---|"]
+    for baseline in ("loop", "loop-fused"):
+        ratio = m["hyperlab"] / m[baseline]
+        rows.append(
+            f"| resnet | {baseline} | >= 0.95x | {ratio:.2f}x {'met' if ratio >= 0.95 else 'MISSED'} | "
+            f"{m['lightning-lean (fused)'] / m[baseline]:.2f}x |"
+        )
+    return ["### Target on the GPU", "", *rows]
+
+
 def checkpoint_bytes(overrides: list[str]) -> int:
     cfg, datamodule, module = built([*overrides, "trainer.max_epochs=1"], 1)
     trainer = build_trainer(cfg, {})
@@ -231,7 +306,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", nargs="*", default=[*SETTINGS, "checkpoints"])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     medians: dict[str, dict[str, float]] = {}
     body = [
         f"Each setting: its variants interleaved, {args.repeats} rounds, medians. Batch 64, 20 steps per epoch, a "
@@ -257,7 +335,18 @@ def main() -> None:
         medians[name] = {variant: statistics.median(r) for variant, r in rates.items()}
     if "checkpoints" in args.only:
         body += ["", *checkpoint_cost(args.repeats)]
+    decomposed = [s for s in ("mlp-256", "resnet") if s in args.only]
+    if decomposed:
+        body += ["", "### Per fit and per epoch"]
+        for setting in decomposed:
+            body += ["", *per_fit_and_per_epoch(setting, args.repeats)]
     body += ["", *targets(medians)]
+    if DEVICE.type == "cuda":
+        body += ["", *gpu_targets(medians)]
+        publish(
+            "Step throughput (GPU)", f"python bench/step_throughput.py --device cuda --repeats {args.repeats}", body
+        )
+        return
     publish("Step throughput", "python bench/step_throughput.py", body)
 
 

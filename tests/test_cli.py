@@ -77,6 +77,7 @@ BAD_VALUES = [
     ({"lr": -0.1}, "lr=-0.1 is not allowed: must be a number > 0"),
     ({"weight_decay": -1.0}, "weight_decay=-1.0 is not allowed: must be a number >= 0"),
     ({"batch_size": 0}, "batch_size=0 is not allowed: must be an integer >= 1"),
+    ({"matmul_precision": "tf32"}, "matmul_precision='tf32' is not allowed: must be highest | high | medium"),
     ({"data.batch_size": "abc"}, "data.batch_size='abc' is not allowed: must be an integer >= 1"),
     ({"model.dropout": 1.0}, r"model.dropout=1.0 is not allowed: must be a number in \[0, 1\)"),
     ({"model.width": 0}, "model.width=0 is not allowed: must be an integer >= 1"),

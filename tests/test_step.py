@@ -188,3 +188,20 @@ def test_eval_batch_size_sets_the_validation_and_test_batches_only(make_cfg):
     assert {len(x) for x, _ in datamodule.train_dataloader()} == {64, 1257 - 19 * 64}
     default, _ = build_module(make_cfg())
     assert [len(x) for x, _ in default.val_dataloader()] == [180]  # 1024 by default: one batch
+
+
+def test_progress_bar_updates_every_n_batches_and_at_an_epochs_last(make_cfg):
+    """The rich bar's per-batch update (count, metrics, redraw request) runs every n-th batch and at the last."""
+    cfg = make_cfg(
+        "trainer.max_epochs=2", "callbacks.rich_progress_bar.every_n_batches=7", "callbacks.early_stopping=null"
+    )
+    datamodule, module = build_module(cfg)
+    trainer = build_trainer(cfg, {})
+    bar, counts = trainer.progress_bar_callback, []
+    update = bar._update
+    bar._update = lambda task, current, *a, **k: (
+        counts.append(current) if task == bar.train_progress_bar_id else None,
+        update(task, current, *a, **k),
+    )
+    trainer.fit(module, datamodule=datamodule)
+    assert trainer.num_training_batches == 20 and counts == [7, 14, 20] * 2

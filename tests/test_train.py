@@ -168,6 +168,16 @@ def test_precision_sets_autocast_in_the_forward(precision, dtype, make_cfg):
     assert seen and set(seen) == {dtype}
 
 
+@pytest.mark.parametrize("precision", ["medium", "highest"])
+def test_matmul_precision_sets_torchs_float32_matmul_precision(precision, make_cfg):
+    torch.set_float32_matmul_precision("high")  # neither value: the run must set it
+    try:
+        train(make_cfg(f"matmul_precision={precision}", "trainer.max_steps=2", "callbacks=none", "test=false"))
+        assert torch.get_float32_matmul_precision() == precision
+    finally:
+        torch.set_float32_matmul_precision("highest")
+
+
 def test_debug_overfit_drives_train_loss_to_zero(make_cfg):
     train(make_cfg("debug=overfit", "trainer.max_epochs=150", "test=false", fast=False))
     out = Path(make_cfg().paths.output_dir)

@@ -45,6 +45,7 @@ class TrainConfig:
     adversarial: Any = None
     tune: Any = None
     compile: bool = False
+    matmul_precision: str = "highest"
     quantize: str | None = None
     interpret: Any = None
     trial: Any = None  # the study sweeper's trial for this job (hydra_plugins/study_sweeper)
@@ -92,7 +93,10 @@ def _integer(value) -> bool:
 
 
 # (key, rule, what is allowed). Keys absent from the composed config (e.g. a model without dropout) are skipped.
+MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision
+
 RULES = [
+    ("matmul_precision", lambda v: v in MATMUL_PRECISIONS, " | ".join(MATMUL_PRECISIONS)),
     ("lr", lambda v: _number(v) and v > 0, "a number > 0"),
     ("weight_decay", lambda v: _number(v) and v >= 0, "a number >= 0"),
     ("batch_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),

@@ -90,7 +90,8 @@ class Supervised(L.LightningModule):
         # tiny kernels, no host sync); the epoch's means go through torchmetrics (synced across DDP ranks) once,
         # at its end. A torchmetrics update per step cost more than the default MLP's forward and backward, and
         # Lightning's self.log per call more than that (bench/step_throughput.py, bench/profile_step.py).
-        self.train_sums: Tensor | None = None  # (loss x n, correct, n) since the epoch began
+        self.train_sums: tuple[Tensor, Tensor] | None = None  # (loss x n, correct) since the epoch began
+        self.train_count = 0  # n: a shape, known on the host without a sync
         self.train_acc = MeanMetric() if task != "regression" else None
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.val_metrics = task_metrics(task, num_classes, "val/")
@@ -148,18 +149,20 @@ class Supervised(L.LightningModule):
         return loss
 
     def _log_train(self, loss: Tensor, output: Tensor, y: Tensor) -> None:
-        # made on the device by a fill kernel: a tensor from a Python number would be a host-to-device copy
-        n = torch.full((), float(y.numel()), device=y.device)  # positions count for a language model
-        correct = n.new_zeros(())
+        # Two in-place adds into running sums (the Python number n is a kernel argument, not a copy to the device)
+        n = y.numel()  # positions count for a language model
+        if self.train_sums is None:
+            self.train_sums, self.train_count = (loss.new_zeros((), dtype=torch.float32), y.new_zeros(())), 0
+        total, correct = self.train_sums
+        total.add_(loss.detach(), alpha=n)
         if self.train_acc is not None:
-            correct = (self.loss.scores(output.detach()).argmax(1) == y).sum().float()
-        step = torch.stack([loss.detach().float() * n, correct, n])
-        self.train_sums = step if self.train_sums is None else self.train_sums.add_(step)
+            correct.add_((self.loss.scores(output.detach()).argmax(1) == y).sum())
+        self.train_count += n
 
     def on_train_epoch_end(self) -> None:
         if self.train_sums is not None:  # the one read of the epoch's sums
-            total, correct, n = self.train_sums.tolist()
-            self.train_sums = None
+            total, correct = torch.stack([s.float() for s in self.train_sums]).tolist()
+            n, self.train_sums = self.train_count, None
             self.train_loss.update(total / n, n)
             if self.train_acc is not None:
                 self.train_acc.update(correct / n, n)

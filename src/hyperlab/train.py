@@ -355,6 +355,7 @@ def train_once(cfg: DictConfig) -> dict:
     """One training run: fit, score, write metrics.json into `paths.output_dir`; returns the metrics."""
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)  # before the network is built: init depends on it
+    torch.set_float32_matmul_precision(cfg.matmul_precision)
     ckpt_path = resume_checkpoint(cfg, output_dir)
     if cfg.resume == "auto" and ckpt_path and OmegaConf.select(cfg, "callbacks.model_checkpoint"):
         # Continue the same run: Lightning reloads its best-k bookkeeping only when the checkpoint dir is

@@ -140,6 +140,21 @@ def test_a_decay_factor_of_zero_is_refused(schedule, tmp_path):
         check(compose([f"scheduler={schedule}", "scheduler.gamma=0"], tmp_path))
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["trainer.precision=bf16-mixed"], "Lightning cannot clip the gradients of a fused optimizer"),
+        (["trainer=fsdp", "optimizer.fused=false"], "trainer.gradient_clip_algorithm=norm with trainer=fsdp"),
+    ],
+)
+def test_gradient_clipping_that_lightning_would_refuse_mid_fit_is_refused_first(overrides, message, tmp_path):
+    cfg = compose(["trainer.gradient_clip_val=1.0", *overrides], tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        check(cfg)
+    OmegaConf.update(cfg, "trainer.gradient_clip_val", None)
+    check(cfg)  # without clipping the same settings are fine
+
+
 # One case per config group that the constructors themselves refuse: whatever they raise is reported naming the
 # key that fed them (hyperlab.config.key_errors), before the first training step. (overrides, message)
 BAD_CONSTRUCTOR_ARGS = [

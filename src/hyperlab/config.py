@@ -230,6 +230,16 @@ def check(cfg: DictConfig) -> None:
             f"trainer.gradient_clip_val with trainer.precision={precision}: Lightning cannot clip the gradients of a "
             "fused optimizer under mixed precision; set optimizer.fused=false"
         )
+    if (
+        OmegaConf.select(cfg, "trainer.strategy") == "fsdp"
+        and OmegaConf.select(cfg, "trainer.gradient_clip_val")
+        and OmegaConf.select(cfg, "trainer.gradient_clip_algorithm") == "norm"
+    ):
+        # Lightning's FSDPPrecision raises at the first step otherwise (seen on an H100, 2026-11-23)
+        raise ConfigError(
+            "trainer.gradient_clip_algorithm=norm with trainer=fsdp: Lightning cannot clip sharded gradients by "
+            "norm; set trainer.gradient_clip_val=null or trainer.gradient_clip_algorithm=value"
+        )
     for key in ("finetune.init_from", "distill.teacher"):
         path = OmegaConf.select(cfg, key)
         if path is not None and not Path(path).is_file():

@@ -46,7 +46,7 @@ bench: install
 	$(PY) bench/step_throughput.py
 	$(PY) bench/checkpoint_floor.py
 	$(PY) bench/profile_step.py
-	$(PY) bench/hook_times.py
+	$(PY) bench/hook_times.py --setting mlp-256
 	$(PY) bench/startup.py
 	$(PY) bench/search_efficiency.py
 	$(PY) bench/sweep_workers.py

@@ -179,9 +179,10 @@ class RichProgressBar(callbacks.RichProgressBar):
         return (batch_idx + 1) % self.every_n_batches == 0 or batch_idx + 1 == total
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self._due(batch_idx, self.total_train_batches):
+        if self.is_disabled or self._due(batch_idx, self.total_train_batches):
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if self._due(batch_idx, self.total_val_batches_current_dataloader):
+        # disabled (e.g. on DDP ranks other than 0) Lightning tracks no dataloader, and its own hook returns at once
+        if self.is_disabled or self._due(batch_idx, self.total_val_batches_current_dataloader):
             super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)

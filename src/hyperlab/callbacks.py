@@ -66,9 +66,9 @@ class StopOnNonFiniteLoss(L.Callback):
     `bool(loss)` stalls the kernel queue). 0 x a finite loss is 0 and 0 x nan or inf is nan (IEEE 754), so the flag
     stays 0 until a non-finite loss and nan after it; unlike a sum of losses it cannot overflow. The flag is read
     every `trainer.log_every_n_steps` steps, at the end of each training epoch and before any checkpoint is
-    written, so a non-finite state is never saved. Lightning writes no checkpoint
-    when fit ends in an exception, so `last.ckpt` stays the last good state; inside a sweep the exception marks
-    the trial FAILED and the sweep goes on.
+    written, so a non-finite state is never saved. Lightning writes no checkpoint when fit ends in an exception,
+    so `last.ckpt` stays the last good state; inside a sweep the exception marks the trial FAILED and the sweep
+    goes on.
     """
 
     def __init__(self):

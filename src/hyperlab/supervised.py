@@ -86,9 +86,9 @@ class Supervised(L.LightningModule):
         self.lr_scales = lr_scales or {}  # per parameter of `net`: a learning-rate multiplier (muP)
         self.bytes_per_token = bytes_per_token or {}  # per split, for a language model's bits per byte
         self.lr: float | None = None  # set by Lightning's LR finder (tune.lr); None keeps the optimizer's own
-        # A training step adds its loss, correct predictions and sample count to one on-device tensor (a few
-        # tiny kernels, no host sync); the epoch's means go through torchmetrics (synced across DDP ranks) once,
-        # at its end. A torchmetrics update per step cost more than the default MLP's forward and backward, and
+        # A training step adds its loss and correct predictions into two on-device sums (in-place adds, no host
+        # sync) and its sample count to a Python int; the epoch's means go through torchmetrics (synced across DDP
+        # ranks) once, at its end. A torchmetrics update per step cost more than the default MLP's forward and backward, and
         # Lightning's self.log per call more than that (bench/step_throughput.py, bench/profile_step.py).
         self.train_sums: tuple[Tensor, Tensor] | None = None  # (loss x n, correct) since the epoch began
         self.train_count = 0  # n: a shape, known on the host without a sync

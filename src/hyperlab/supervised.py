@@ -88,8 +88,8 @@ class Supervised(L.LightningModule):
         self.lr: float | None = None  # set by Lightning's LR finder (tune.lr); None keeps the optimizer's own
         # A training step adds its loss and correct predictions into two on-device sums (in-place adds, no host
         # sync) and its sample count to a Python int; the epoch's means go through torchmetrics (synced across DDP
-        # ranks) once, at its end. A torchmetrics update per step cost more than the default MLP's forward and backward, and
-        # Lightning's self.log per call more than that (bench/step_throughput.py, bench/profile_step.py).
+        # ranks) once, at its end. A torchmetrics update per step cost more than the default MLP's forward and
+        # backward, and Lightning's self.log per call more than that (bench/step_throughput.py, profile_step.py).
         self.train_sums: tuple[Tensor, Tensor] | None = None  # (loss x n, correct) since the epoch began
         self.train_count = 0  # n: a shape, known on the host without a sync
         self.train_acc = MeanMetric() if task != "regression" else None

@@ -146,15 +146,22 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
+def timed(fit) -> tuple[object, float]:
+    """`fit()`'s result and its wall seconds, with the GPU's queued work finished before and after."""
+    synchronize()
+    start = time.perf_counter()
+    result = fit()
+    synchronize()
+    return result, time.perf_counter() - start
+
+
 def measure(variants: dict, repeats: int) -> dict[str, list[float]]:
     rates: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeats):
         for name, make in variants.items():  # interleaved: drift in machine load hits every variant alike
             fit = make()  # building is not timed
-            start = time.perf_counter()
-            steps = fit()
-            synchronize()
-            rates[name].append(steps / (time.perf_counter() - start))
+            steps, seconds = timed(fit)
+            rates[name].append(steps / seconds)
     return rates
 
 
@@ -185,10 +192,7 @@ def checkpoint_cost(repeats: int) -> list[str]:
     for _ in range(repeats):
         for name, overrides in variants.items():
             fit = hyperlab(overrides, epochs)
-            start = time.perf_counter()
-            fit()
-            synchronize()
-            seconds[name].append(time.perf_counter() - start)
+            seconds[name].append(timed(fit)[1])
     fit_s = {name: statistics.median(s) for name, s in seconds.items()}
     base = fit_s["no checkpoints"]
     size = checkpoint_bytes(wide)
@@ -260,12 +264,7 @@ def per_fit_and_per_epoch(setting: str, repeats: int) -> list[str]:
     for _ in range(repeats):
         for name, make in variants.items():
             for e in (1, 8):
-                fit = make(e)
-                synchronize()
-                start = time.perf_counter()
-                fit()
-                synchronize()
-                seconds[name, e].append(time.perf_counter() - start)
+                seconds[name, e].append(timed(make(e))[1])
     median = {key: statistics.median(s) for key, s in seconds.items()}
     epoch = {name: (median[name, 8] - median[name, 1]) / 7 for name in variants}
     rows = [

@@ -92,9 +92,9 @@ def _integer(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-# (key, rule, what is allowed). Keys absent from the composed config (e.g. a model without dropout) are skipped.
 MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision
 
+# (key, rule, what is allowed). Keys absent from the composed config (e.g. a model without dropout) are skipped.
 RULES = [
     ("matmul_precision", lambda v: v in MATMUL_PRECISIONS, " | ".join(MATMUL_PRECISIONS)),
     ("lr", lambda v: _number(v) and v > 0, "a number > 0"),

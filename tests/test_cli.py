@@ -122,6 +122,10 @@ BAD_VALUES = [
     ({"data.split_seed": "abc"}, "data.split_seed='abc' is not allowed: must be an integer >= 0"),
     ({"trainer.gradient_clip_val": -1}, "trainer.gradient_clip_val=-1 is not allowed: must be null or a number >= 0"),
     ({"callbacks.early_stopping.patience": -1}, "callbacks.early_stopping.patience=-1 is not allowed: must be an"),
+    (
+        {"callbacks.rich_progress_bar.every_n_batches": 0},
+        "callbacks.rich_progress_bar.every_n_batches=0 is not allowed: must be an integer >= 1",
+    ),
 ]
 
 

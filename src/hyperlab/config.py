@@ -116,6 +116,7 @@ RULES = [
     # Lightning takes a negative clip value and clips every gradient to it: not what anyone means
     ("trainer.gradient_clip_val", lambda v: v is None or (_number(v) and v >= 0), "null or a number >= 0"),
     ("callbacks.early_stopping.patience", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    ("callbacks.rich_progress_bar.every_n_batches", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("scheduler.warmup_steps", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     # torch's StepLR/ExponentialLR take gamma=0 (the LR is 0 from the first decay on) and gamma < 0
     ("scheduler.gamma", lambda v: _number(v) and v > 0, "a number > 0"),

@@ -55,6 +55,7 @@ bench: install
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports    # the layers of src/hyperlab (pyproject.toml [tool.importlinter])
 
 format: install
 	$(PY) -m ruff format .

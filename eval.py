@@ -5,7 +5,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from hyperlab.config import check, reported_errors
+from hyperlab.config.cli import reported_errors
+from hyperlab.config.rules import check
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

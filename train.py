@@ -9,7 +9,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from hyperlab.config import check, print_help, reported_errors
+from hyperlab.config.cli import print_help, reported_errors
+from hyperlab.config.rules import check
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -21,8 +21,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from report import publish
 
-from hyperlab.config import compose
-from hyperlab.train import build_module, build_trainer
+from hyperlab.builders import build_module, build_trainer, run_callbacks
+from hyperlab.config.cli import compose
 
 warnings.filterwarnings("ignore")
 logging.getLogger("lightning").setLevel(logging.ERROR)
@@ -47,7 +47,12 @@ def fit_seconds(overrides: list[str]) -> float:
     run_dir = tempfile.mkdtemp(dir=Path(__file__).resolve().parents[1] / "logs")
     cfg = compose([*BASE, *overrides], run_dir)
     datamodule, module = build_module(cfg)
-    trainer = build_trainer(cfg, OmegaConf.to_container(cfg, resolve=True))
+    trainer = build_trainer(
+        cfg.trainer,
+        cfg.callbacks,
+        cfg.logger,
+        run_callbacks(OmegaConf.to_container(cfg, resolve=True), cfg.optimized_metric),
+    )
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     seconds = time.perf_counter() - start

@@ -19,7 +19,7 @@ import torch
 from report import publish
 from torchmetrics.classification import MulticlassAUROC
 
-from hyperlab import supervised
+from hyperlab.training import supervised
 
 HOOKS = ["_log_train", "validation_step", "on_validation_epoch_end", "on_train_epoch_end"]
 

@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from report import publish
 
-from hyperlab.config import compose
+from hyperlab.builders import build_module, build_trainer, run_callbacks
+from hyperlab.config.cli import compose
 from hyperlab.data.tokens import read_text
-from hyperlab.train import build_module, build_trainer
 
 warnings.filterwarnings("ignore")
 logging.getLogger("lightning").setLevel(logging.ERROR)
@@ -47,7 +47,7 @@ def built(steps: int):
 
 def hyperlab(steps: int):
     cfg, datamodule, module = built(steps)
-    trainer = build_trainer(cfg, {})
+    trainer = build_trainer(cfg.trainer, cfg.callbacks, cfg.logger, run_callbacks({}, cfg.optimized_metric))
 
     def fit() -> int:
         trainer.fit(module, datamodule=datamodule)

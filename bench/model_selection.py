@@ -34,7 +34,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from hyperlab.config import compose
+from hyperlab.config.cli import compose
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = {"digits"}  # the datasets cnn and resnet can read
@@ -95,7 +95,7 @@ def short(override: str) -> str:
 
 
 def refit_overrides(job: Path) -> list[str]:
-    from hyperlab.refit import recipe
+    from hyperlab.search.refit import recipe
 
     return recipe(job)
 

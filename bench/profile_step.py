@@ -16,8 +16,8 @@ import warnings
 
 from report import publish
 
-from hyperlab.config import compose
-from hyperlab.train import build_module, build_trainer
+from hyperlab.builders import build_module, build_trainer, run_callbacks
+from hyperlab.config.cli import compose
 
 warnings.filterwarnings("ignore")
 logging.getLogger("lightning").setLevel(logging.ERROR)
@@ -43,7 +43,7 @@ def main() -> None:
     ]
     cfg = compose(overrides, tempfile.mkdtemp())
     datamodule, module = build_module(cfg)
-    trainer = build_trainer(cfg, {})
+    trainer = build_trainer(cfg.trainer, cfg.callbacks, cfg.logger, run_callbacks({}, cfg.optimized_metric))
     profile = cProfile.Profile()
     profile.runcall(trainer.fit, module, datamodule=datamodule)
     stats = pstats.Stats(profile).stats

@@ -27,7 +27,7 @@ from pathlib import Path
 import optuna
 from report import publish
 
-from hyperlab.config import compose
+from hyperlab.config.cli import compose
 from hyperlab.train import train
 
 SPACE = {"lr": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2], "model.width": [16, 64, 256], "optimizer": ["adamw", "sgd"]}

@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from report import median_time, publish
 
-from hyperlab.config import compose
-from hyperlab.train import build_module, build_trainer
+from hyperlab.builders import build_module, build_trainer, run_callbacks
+from hyperlab.config.cli import compose
 
 warnings.filterwarnings("ignore")
 logging.getLogger("lightning").setLevel(logging.ERROR)
@@ -90,7 +90,7 @@ def hand_written(overrides: list[str], epochs: int, fused: bool):
 
 def hyperlab(overrides: list[str], epochs: int):
     cfg, datamodule, module = built(overrides, epochs)
-    trainer = build_trainer(cfg, {})
+    trainer = build_trainer(cfg.trainer, cfg.callbacks, cfg.logger, run_callbacks({}, cfg.optimized_metric))
 
     def fit() -> int:
         trainer.fit(module, datamodule=datamodule)
@@ -181,7 +181,7 @@ def checkpoint_cost(repeats: int) -> list[str]:
     """Fit time at width 2048 (5 epochs, a ~50 MB checkpoint per epoch) with each checkpoint writer, and the floor:
     the same bytes written by one plain `write` call per epoch, as a share of the fit without checkpoints."""
     wide, epochs = ["model.width=2048"], 5
-    background = "trainer.plugins=[{_target_:hyperlab.checkpoints.BackgroundCheckpointIO}]"
+    background = "trainer.plugins=[{_target_:hyperlab.training.checkpoints.BackgroundCheckpointIO}]"
     variants = {
         "no checkpoints": [*wide, "callbacks.model_checkpoint=null"],
         "synchronous, hyperlab's writer (default)": wide,
@@ -296,7 +296,7 @@ def gpu_targets(medians: dict[str, dict[str, float]]) -> list[str]:
 
 def checkpoint_bytes(overrides: list[str]) -> int:
     cfg, datamodule, module = built([*overrides, "trainer.max_epochs=1"], 1)
-    trainer = build_trainer(cfg, {})
+    trainer = build_trainer(cfg.trainer, cfg.callbacks, cfg.logger, run_callbacks({}, cfg.optimized_metric))
     trainer.fit(module, datamodule=datamodule)
     return os.path.getsize(trainer.checkpoint_callback.last_model_path)
 

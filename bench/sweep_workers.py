@@ -48,7 +48,7 @@ def trial_phase_s(log_dir: Path) -> float:
     without the workers' start-up (imports)."""
     import optuna
 
-    from hyperlab.study import open_storage
+    from hyperlab.training.trial import open_storage
 
     journal = next(log_dir.glob("train/studies/*/study.journal"))
     trials = optuna.load_study(study_name=journal.parent.name, storage=open_storage(str(journal))).trials

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab.config import compose  # also registers the typed schema and resolvers, as train.py does
+from hyperlab.config.cli import compose  # also registers the typed schema and resolvers, as train.py does
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -33,3 +33,11 @@ def run_cli(script: str, *args: str, cwd: Path = ROOT, env: dict | None = None, 
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def trainer_of(cfg, config: dict | None = None):
+    """The Trainer train_once builds for `cfg` (its configured callbacks and loggers, and hyperlab's own)."""
+    from hyperlab.builders import build_trainer, run_callbacks
+
+    ours = run_callbacks(config or {}, cfg.optimized_metric, cfg.finetune, cfg.trial)
+    return build_trainer(cfg.trainer, cfg.callbacks, cfg.logger, ours)

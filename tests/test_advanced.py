@@ -11,9 +11,12 @@ import pytest
 import torch
 
 from hyperlab import runs
-from hyperlab.compression import PruningSchedule
-from hyperlab.config import ConfigError, compose
-from hyperlab.train import build_module, build_trainer, train
+from hyperlab.analysis.compression import PruningSchedule
+from hyperlab.builders import build_module
+from hyperlab.config.cli import compose
+from hyperlab.errors import ConfigError
+from hyperlab.train import train
+from tests.conftest import trainer_of
 
 QUICK = ["callbacks.early_stopping=null", "callbacks.rich_progress_bar=null"]
 
@@ -36,7 +39,7 @@ def last_ckpt(run: Path) -> str:
 def fit(cfg, callbacks=()):
     L.seed_everything(cfg.seed)
     datamodule, module = build_module(cfg)
-    trainer = build_trainer(cfg, {})
+    trainer = trainer_of(cfg)
     trainer.callbacks.extend(callbacks)
     trainer.fit(module, datamodule=datamodule)
     return trainer, module, datamodule
@@ -67,7 +70,7 @@ def test_transfer_to_another_class_count_loads_the_backbone_only(source_runs, ma
     assert torch.equal(module.net.layers[1].weight, source["net.layers.1.weight"])
     assert module.net.head.weight.shape == (3, 256)  # the new head keeps its fresh init
     with pytest.raises(ConfigError, match="finetune.init_from='nope.ckpt': no such file"):
-        from hyperlab.config import check
+        from hyperlab.config.rules import check
 
         check(make_cfg("finetune.init_from=nope.ckpt"))
 
@@ -76,7 +79,7 @@ def test_frozen_backbone_is_unchanged_and_unfreezes_at_its_epoch_with_a_lower_lr
     frozen_cfg = make_cfg("finetune.freeze_backbone=true", "trainer.max_epochs=1", *QUICK)
     datamodule, module = build_module(frozen_cfg)
     initial = copy.deepcopy(module.net.state_dict())
-    build_trainer(frozen_cfg, {}).fit(module, datamodule=datamodule)
+    trainer_of(frozen_cfg).fit(module, datamodule=datamodule)
     after = module.net.state_dict()
     assert all(torch.equal(initial[k], after[k]) for k in ("layers.1.weight", "layers.4.bias"))
     assert not torch.equal(initial["layers.7.weight"], after["layers.7.weight"])  # the head trained
@@ -136,7 +139,7 @@ def test_static_quantisation_is_refused_before_training_where_the_model_cannot_t
 
 
 def test_distillation_adds_the_kd_term_and_it_changes_with_temperature(source_runs, make_cfg):
-    from hyperlab.losses import distillation
+    from hyperlab.training.losses import distillation
 
     teacher = last_ckpt(source_runs["digits"])
     datamodule, module = build_module(make_cfg(f"distill.teacher={teacher}", "distill.alpha=0.3"))
@@ -151,7 +154,7 @@ def test_distillation_adds_the_kd_term_and_it_changes_with_temperature(source_ru
 
 
 def test_multitask_heads_each_have_their_loss_weight_and_metric(make_cfg):
-    from hyperlab.losses import CrossEntropy
+    from hyperlab.training.losses import CrossEntropy
 
     datamodule, module = build_module(make_cfg("loss=multitask", "loss.weights=[1.0,0.25]"))
     assert module.net.head.out_features == 12  # 10 classes + 2 parity logits on one trunk
@@ -171,8 +174,8 @@ def test_multitask_heads_each_have_their_loss_weight_and_metric(make_cfg):
 
 
 def test_attacks_stay_within_epsilon_and_raise_the_loss(source_runs):
-    from hyperlab.evaluate import load_module
-    from hyperlab.robust import perturb
+    from hyperlab.analysis.robust import perturb
+    from hyperlab.builders import load_module
 
     datamodule, module = load_module(last_ckpt(source_runs["digits"]))
     x, y = datamodule.splits["test"].tensors[:2]
@@ -203,7 +206,7 @@ def test_adversarial_training_raises_adversarial_accuracy(make_cfg):
 
 
 def test_attributions_are_written_and_complete(make_cfg):
-    from hyperlab.interpret import integrated_gradients
+    from hyperlab.analysis.interpret import integrated_gradients
 
     cfg = make_cfg("interpret.samples=4", *QUICK)
     train(cfg)
@@ -236,8 +239,8 @@ def test_tuner_chooses_batch_size_and_lr_and_they_are_used(make_cfg):
     cfg = make_cfg("tune.batch_size=true", "tune.lr=true", "trainer.max_epochs=1", *QUICK)
     metrics = {}
     datamodule, module = build_module(cfg)
-    trainer = build_trainer(cfg, {})
-    from hyperlab.train import tune
+    trainer = trainer_of(cfg)
+    from hyperlab.training.tuner import tune
 
     metrics = tune(cfg.tune, trainer, module, datamodule)
     assert metrics["tune/batch_size"] == datamodule.batch_size and metrics["tune/batch_size"] >= 64

@@ -11,7 +11,9 @@ import torch
 import yaml
 from omegaconf import OmegaConf
 
-from hyperlab.config import ConfigError, check, compose
+from hyperlab.config.cli import compose
+from hyperlab.config.rules import check
+from hyperlab.errors import ConfigError
 from hyperlab.train import train
 from tests.conftest import ROOT, run_cli
 
@@ -193,7 +195,7 @@ def test_a_constructor_refusal_names_the_key_before_the_first_step(overrides, me
 
 @pytest.fixture
 def monitor_steps(monkeypatch):
-    from hyperlab.supervised import Supervised
+    from hyperlab.training.supervised import Supervised
 
     steps, step = [], Supervised.training_step
     monkeypatch.setattr(Supervised, "training_step", lambda self, *a: steps.append(1) or step(self, *a))
@@ -201,7 +203,7 @@ def monitor_steps(monkeypatch):
 
 
 def test_culprit_prefers_the_key_whose_name_and_value_the_message_gives():
-    from hyperlab.config import culprit
+    from hyperlab.config.key_errors import culprit
 
     node = OmegaConf.create({"_target_": "x", "lr": "${lr}", "momentum": -1.0, "dampening": -1.0, "nesterov": False})
     root = OmegaConf.create({"lr": -1.0, "optimizer": node})

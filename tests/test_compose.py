@@ -4,8 +4,8 @@ import pytest
 import torch
 from hydra.utils import get_class, instantiate
 
-from hyperlab.train import build_module, build_trainer
-from tests.conftest import CONF
+from hyperlab.builders import build_module
+from tests.conftest import CONF, trainer_of
 
 GROUPS = ["optimizer", "scheduler", "model", "loss", "augment", "data", "trainer", "callbacks", "logger", "debug"]
 GROUPS.append("experiment")
@@ -56,7 +56,7 @@ def test_option_composes_and_instantiates(group, option, make_cfg, tmp_path, mon
     assert isinstance(optimizer, torch.optim.Optimizer)
     if module.scheduler_factory is not None:
         assert module.scheduler_factory(optimizer, 100)
-    trainer = build_trainer(cfg, {})
+    trainer = trainer_of(cfg)
     assert trainer.accumulate_grad_batches == cfg.trainer.accumulate_grad_batches
     assert trainer.fast_dev_run == cfg.trainer.get("fast_dev_run", False)
     for logger_cfg in (cfg.get("logger") or {}).values():

@@ -5,7 +5,9 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
+from hyperlab.config.rules import check
 from hyperlab.data import ArrayDataModule, EpochSeededSampler
+from hyperlab.errors import ConfigError
 
 
 def digits(**kwargs) -> ArrayDataModule:
@@ -95,9 +97,9 @@ def test_loader_knobs_reach_the_dataloader():
     assert loader.persistent_workers is False and loader.prefetch_factor is None
 
 
-def test_bad_fractions_are_rejected():
-    with pytest.raises(ValueError, match=r"data.val_fraction=0.5 \+ data.test_fraction=0.5 must be < 1"):
-        ArrayDataModule(lambda: None, val_fraction=0.5, test_fraction=0.5)
+def test_bad_fractions_are_rejected(make_cfg):
+    with pytest.raises(ConfigError, match=r"data.val_fraction=0.5 \+ data.test_fraction=0.5 must sum to < 1"):
+        check(make_cfg("data.val_fraction=0.5", "data.test_fraction=0.5"))
 
 
 def test_k_folds_partition_train_and_val_and_keep_the_test_split():
@@ -120,9 +122,11 @@ def test_k_folds_partition_train_and_val_and_keep_the_test_split():
         )  # stratified
 
 
-def test_bad_fold_settings_are_rejected():
-    with pytest.raises(ValueError, match=r"data.num_folds=5 needs >= 2 folds and data.fold in \[0, 5\)"):
-        ArrayDataModule(lambda: None, num_folds=5, fold=5)
+def test_bad_fold_settings_are_rejected(make_cfg):
+    with pytest.raises(
+        ConfigError, match=r"data.fold=5 is not allowed: must be null or an integer in \[0, data.num_folds\)"
+    ):
+        check(make_cfg("data.num_folds=5", "data.fold=5"))
 
 
 # --- serving batches: device-resident tensors vs DataLoader -------------------------------------------------------
@@ -214,7 +218,7 @@ def test_cleaning_drops_nan_rows_and_duplicates():
     assert rows() == 19 and rows(drop_duplicates=True) == 18 and rows(drop_nan_rows=False) == 20
 
 
-def test_gaussian_smoothing_blurs_images_and_needs_an_image():
+def test_gaussian_smoothing_blurs_images_and_needs_an_image(make_cfg):
     raw, smooth = (
         digits(image_shape=[1, 8, 8], normalize=False),
         digits(image_shape=[1, 8, 8], normalize=False, smooth_sigma=1.0),
@@ -223,8 +227,8 @@ def test_gaussian_smoothing_blurs_images_and_needs_an_image():
     neighbours = lambda t: (t[..., 1:] - t[..., :-1]).abs().mean()  # noqa: E731
     assert neighbours(b) < 0.6 * neighbours(a)  # smoother
     assert b.mean().item() == pytest.approx(a.mean().item(), rel=0.02)  # a blur keeps the mass
-    with pytest.raises(ValueError, match="data.smooth_sigma=1.0 blurs images: it needs data.image_shape"):
-        ArrayDataModule(lambda: None, smooth_sigma=1.0)
+    with pytest.raises(ConfigError, match="data.smooth_sigma=1.0 blurs images: it needs data.image_shape"):
+        check(make_cfg("data=breast_cancer", "data.smooth_sigma=1.0"))
 
 
 def test_row_weights_from_the_data_reach_the_batches():
@@ -240,7 +244,7 @@ def test_row_weights_from_the_data_reach_the_batches():
 # --- tasks, synthetic data, caching ---------------------------------------------------------------------------------
 
 
-def test_regression_target_is_standardised_with_train_statistics():
+def test_regression_target_is_standardised_with_train_statistics(make_cfg):
     from sklearn.datasets import load_diabetes
 
     dm = ArrayDataModule(lambda: load_diabetes(return_X_y=True), task="regression", stratify=False)
@@ -248,8 +252,9 @@ def test_regression_target_is_standardised_with_train_statistics():
     y = dm.splits["train"].tensors[1]
     assert y.dtype == torch.float32 and dm.num_classes == 1
     assert abs(y.mean().item()) < 1e-5 and y.std().item() == pytest.approx(1.0, rel=1e-4)
-    with pytest.raises(ValueError, match="data.task=regression: data.stratify, data.sampler and data.imbalance"):
-        ArrayDataModule(lambda: None, task="regression", stratify=True)
+    for key in ("data.stratify=true", "data.sampler=weighted", "data.imbalance=0.5"):
+        with pytest.raises(ConfigError, match=f"{key.split('=')[0]}=.* needs class labels, but data.task=regression"):
+            check(make_cfg("data=diabetes", "loss=mse", "optimized_metric=val/r2", key))
 
 
 def test_text_windows_split_contiguously_with_a_character_vocabulary(make_cfg):
@@ -307,7 +312,7 @@ def test_cache_dir_keeps_preprocessed_tensors_keyed_by_the_preprocessing(tmp_pat
 def test_augmentation_changes_training_batches_only():
     from types import SimpleNamespace
 
-    from hyperlab.augment import ImageAugmentation
+    from hyperlab.data.augment import ImageAugmentation
 
     torch.manual_seed(0)
     dm = digits(image_shape=[1, 8, 8], augment=ImageAugmentation(rotation=20, translate=0.1, erasing=1.0))
@@ -336,7 +341,7 @@ def test_augmentation_changes_training_batches_only():
     ],
 )
 def test_each_augmentation_knob_adds_its_transform(knob, kornia_name):
-    from hyperlab.augment import ImageAugmentation
+    from hyperlab.data.augment import ImageAugmentation
 
     augment = ImageAugmentation(**knob)
     torch.manual_seed(0)
@@ -384,7 +389,8 @@ def test_outer_folds_partition_the_data_into_test_splits():
     ],
 )
 def test_bad_refit_and_outer_fold_settings_are_refused_before_training(make_cfg, overrides, message):
-    from hyperlab.config import ConfigError, check
+    from hyperlab.config.rules import check
+    from hyperlab.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message):
         check(make_cfg(*overrides))

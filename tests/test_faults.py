@@ -9,8 +9,8 @@ import time
 import pytest
 import torch
 
-from hyperlab.callbacks import NonFiniteLossError
 from hyperlab.train import train
+from hyperlab.training.callbacks import NonFiniteLossError
 from tests.conftest import ROOT, run_cli
 
 # lr * 1.3^step: finite through epoch 0, NaN at step 35 (epoch 1) on the default seed; the guard reads its flag
@@ -50,7 +50,7 @@ def test_a_crash_in_the_middle_of_a_checkpoint_write_leaves_the_previous_file_in
     """hyperlab's checkpoint writer streams into a temporary file and renames it into place."""
     import builtins
 
-    from hyperlab.checkpoints import DirectCheckpointIO
+    from hyperlab.training.checkpoints import DirectCheckpointIO
 
     path = tmp_path / "last.ckpt"
     writer = DirectCheckpointIO()

@@ -4,7 +4,9 @@ import lightning as L
 import pytest
 import torch
 
-from hyperlab.train import build_module, build_trainer, train
+from hyperlab.builders import build_module
+from hyperlab.train import train
+from tests.conftest import trainer_of
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
@@ -32,7 +34,7 @@ def test_steady_state_training_steps_make_no_host_device_sync(model, make_cfg):
     # log_every_n_steps beyond an epoch: the non-finite guard reads its flag at epoch ends only
     cfg = make_cfg(*GPU, f"model={model}", "trainer.max_epochs=2", "trainer.log_every_n_steps=1000")
     datamodule, module = build_module(cfg)
-    trainer = build_trainer(cfg, {})
+    trainer = trainer_of(cfg)
     watch = NoSyncInSteadyState()
     trainer.callbacks.append(watch)
     try:
@@ -47,7 +49,7 @@ def test_bf16_mixed_precision_runs_the_forward_in_bfloat16(make_cfg):
     datamodule, module = build_module(cfg)
     dtypes = []
     module.net.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
-    build_trainer(cfg, {}).fit(module, datamodule=datamodule)
+    trainer_of(cfg).fit(module, datamodule=datamodule)
     assert set(dtypes) == {torch.bfloat16}
 
 

@@ -10,7 +10,7 @@ from hyperlab.train import train
 
 @pytest.fixture(scope="module")
 def many_run(tmp_path_factory):
-    from hyperlab.config import compose
+    from hyperlab.config.cli import compose
 
     out = tmp_path_factory.mktemp("loggers")
     train(compose(["logger=many", "trainer.max_epochs=2"], out))
@@ -52,7 +52,7 @@ def test_wandb_offline_record_file_holds_the_metrics(many_run):
 @pytest.mark.slow
 def test_each_job_of_a_process_gets_its_own_wandb_run(tmp_path):
     """Under `-m` the jobs share one process: without finishing, job 2 would log into job 1's W&B run."""
-    from hyperlab.config import compose
+    from hyperlab.config.cli import compose
 
     for job in ("0", "1"):
         train(compose(["logger=wandb", "trainer.max_epochs=1", "callbacks=none"], tmp_path / job))

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hyperlab.config import ConfigError
-from hyperlab.losses import BinaryCrossEntropy, CrossEntropy, MeanSquaredError
-from hyperlab.train import build_module
+from hyperlab.builders import build_module
+from hyperlab.errors import ConfigError
+from hyperlab.training.losses import BinaryCrossEntropy, CrossEntropy, MeanSquaredError
 
 LOGITS = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 1.0, 1.0]])
 TARGET = torch.tensor([0, 2, 2, 1])

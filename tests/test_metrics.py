@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from hyperlab.config import compose
-from hyperlab.supervised import classification_metrics
+from hyperlab.config.cli import compose
+from hyperlab.training.supervised import classification_metrics
 
 
 def test_metrics_on_known_predictions():

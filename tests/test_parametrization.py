@@ -5,10 +5,11 @@ import math
 import pytest
 import torch
 
-from hyperlab.config import ConfigError
+from hyperlab.builders import build_module
+from hyperlab.errors import ConfigError
 from hyperlab.models import GPT, MLP
-from hyperlab.parametrization import activation_scales, lr_scales
-from hyperlab.train import build_module, train
+from hyperlab.train import train
+from hyperlab.training.parametrization import activation_scales, lr_scales
 
 
 def mlp(width: int, parametrization: str = "mup", base_width: int = 64) -> MLP:

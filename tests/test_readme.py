@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from hyperlab.config import compose, compose_with_hydra
+from hyperlab.config.cli import compose, compose_with_hydra
 from tests.conftest import CONF, ROOT
 
 KNOB_SECTION = (ROOT / "README.md").read_text().split("## Knob reference")[1].split("\n## ")[0]

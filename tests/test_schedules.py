@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from hyperlab import schedules
+from hyperlab.training import schedules
 
 LR, TOTAL = 0.1, 40
 

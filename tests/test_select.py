@@ -13,8 +13,8 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.samplers import RandomSampler, TPESampler
 
-from hyperlab import refit, select
-from hyperlab.sweeper import SweepError, ask, conditional_space, override_key, search_space
+from hyperlab.search import refit, select
+from hyperlab.search.space import SweepError, ask, conditional_space, override_key, search_space
 from tests.conftest import CONF, ROOT
 
 JOBS = {  # job: (val/acc, FLOPs, overrides)
@@ -257,7 +257,7 @@ def test_a_selection_sweep_refits_the_winner_on_train_and_val_and_tests_it_once(
     assert "refit on train + val" in again.stdout
     # asked to, it refits again, and keeps the earlier refit beside
     forced = subprocess.run(
-        [sys.executable, "-m", "hyperlab.select", str(study), "--refit", "force"],
+        [sys.executable, "-m", "hyperlab.search.select", str(study), "--refit", "force"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -293,7 +293,7 @@ def test_report_over_a_real_study_has_a_row_per_trial_and_importances(tmp_path):
     params = "      lr: tag(log, interval(1e-3, 3e-2))\n      model.width: choice(16, 64)"
     assert sweep(tmp_path, "hydra.sweeper.n_trials=4", params=params).returncode == 0
     result = subprocess.run(
-        [sys.executable, "-m", "hyperlab.select", str(tmp_path / "logs" / "study")],
+        [sys.executable, "-m", "hyperlab.search.select", str(tmp_path / "logs" / "study")],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -307,7 +307,7 @@ def test_report_over_a_real_study_has_a_row_per_trial_and_importances(tmp_path):
 
 
 def test_a_cross_validated_trial_below_the_median_after_its_first_fold_is_pruned(tmp_path):
-    from hyperlab.study import FoldReports, open_storage
+    from hyperlab.training.trial import FoldReports, open_storage
 
     storage = str(tmp_path / "study.journal")
     pruner = {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 2, "n_warmup_steps": 0}
@@ -330,7 +330,7 @@ def test_a_cross_validated_trial_below_the_median_after_its_first_fold_is_pruned
 
 
 def test_a_fresh_study_tries_every_family_with_a_conditional_block_first():
-    from hyperlab.sweeper import enqueue_every_option
+    from hyperlab.search.space import enqueue_every_option
 
     space, _ = search_space([f"{k}={v}" for k, v in SPACE.items()])
     conditions = conditional_space({**CONDITIONAL, "model=transformer": {"model.heads": "choice(2)"}}, space)
@@ -364,7 +364,7 @@ def test_a_fresh_study_tries_every_family_with_a_conditional_block_first():
     ],
 )
 def test_bad_selection_settings_stop_the_sweep_before_any_trial(settings, message):
-    from hyperlab.sweeper import OptunaSweep
+    from hyperlab.search.sweeper import OptunaSweep
 
     base = {
         "study_name": "s",

@@ -10,16 +10,18 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from hyperlab.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
-from hyperlab.checkpoints import BackgroundCheckpointIO, DirectCheckpointIO
-from hyperlab.train import build_module, build_trainer, train
+from hyperlab.builders import build_module
+from hyperlab.train import train
+from hyperlab.training.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
+from hyperlab.training.checkpoints import BackgroundCheckpointIO, DirectCheckpointIO
+from tests.conftest import trainer_of
 
 
 def fitted_weights(make_cfg, *overrides: str) -> dict:
     cfg = make_cfg(*overrides, "callbacks=none", "test=false", "logger=[]", "trainer.enable_progress_bar=false")
     torch.manual_seed(0)
     datamodule, module = build_module(cfg)
-    trainer = build_trainer(cfg, {})
+    trainer = trainer_of(cfg)
     trainer.fit(module, datamodule=datamodule)
     return {k: v.clone() for k, v in module.net.state_dict().items()}, trainer
 
@@ -41,7 +43,7 @@ def test_train_loss_and_accuracy_from_on_device_sums_equal_the_epoch_means(make_
     x, y = datamodule.splits["train"].tensors[:2]
     with torch.no_grad():
         logits = module.net(x)
-    trainer = build_trainer(cfg, {})
+    trainer = trainer_of(cfg)
     trainer.fit(module, datamodule=datamodule)
     logged = trainer.logged_metrics
     assert float(logged["train/loss"]) == pytest.approx(F.cross_entropy(logits, y).item(), abs=1e-5)
@@ -105,7 +107,9 @@ def test_checkpoints_are_written_off_the_training_thread(make_cfg, monkeypatch):
         "save_checkpoint",
         lambda self, *a, **k: threads.append(threading.current_thread().name) or save(self, *a, **k),
     )
-    folder = checkpoint_run(make_cfg, "trainer.plugins=[{_target_:hyperlab.checkpoints.BackgroundCheckpointIO}]")
+    folder = checkpoint_run(
+        make_cfg, "trainer.plugins=[{_target_:hyperlab.training.checkpoints.BackgroundCheckpointIO}]"
+    )
     assert threads and threading.main_thread().name not in threads
     assert torch.load(folder / "last.ckpt", weights_only=True)["epoch"] == 3  # complete when fit returns
 
@@ -133,10 +137,10 @@ def test_no_model_checkpoint_means_no_checkpoints(make_cfg):
 
 def test_checkpoint_writers_per_trainer_option(make_cfg):
     """On a CPU the writer streams on the training thread; trainer=gpu (and ddp) write on a background thread."""
-    assert type(build_trainer(make_cfg(), {}).strategy.checkpoint_io) is DirectCheckpointIO
+    assert type(trainer_of(make_cfg()).strategy.checkpoint_io) is DirectCheckpointIO
     gpu = OmegaConf.to_container(make_cfg("trainer=gpu").trainer.plugins)
-    assert gpu == [{"_target_": "hyperlab.checkpoints.BackgroundCheckpointIO"}]
-    trainer = build_trainer(make_cfg("trainer.plugins=null"), {})
+    assert gpu == [{"_target_": "hyperlab.training.checkpoints.BackgroundCheckpointIO"}]
+    trainer = trainer_of(make_cfg("trainer.plugins=null"))
     assert not isinstance(trainer.strategy.checkpoint_io, (DirectCheckpointIO, BackgroundCheckpointIO))
 
 
@@ -196,7 +200,7 @@ def test_progress_bar_updates_every_n_batches_and_at_an_epochs_last(make_cfg):
         "trainer.max_epochs=2", "callbacks.rich_progress_bar.every_n_batches=7", "callbacks.early_stopping=null"
     )
     datamodule, module = build_module(cfg)
-    trainer = build_trainer(cfg, {})
+    trainer = trainer_of(cfg)
     bar, counts = trainer.progress_bar_callback, []
     update = bar._update
     bar._update = lambda task, current, *a, **k: (

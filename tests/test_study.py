@@ -12,8 +12,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from hyperlab.study import open_storage
-from hyperlab.sweeper import OptunaSweep, grid, quoted, search_space
+from hyperlab.search.space import grid, quoted, search_space
+from hyperlab.search.sweeper import OptunaSweep
+from hyperlab.training.trial import open_storage
 from tests.conftest import ROOT
 
 
@@ -392,7 +393,7 @@ def test_a_sweep_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp
     retry = [t for t in done if t.user_attrs.get("retry_of") == 2]
     assert len(retry) == 1 and retry[0].params == killed.params and retry[0].state == TrialState.COMPLETE
     assert len({t.params["lr"] for t in done if t.state == TrialState.COMPLETE}) == 4
-    from hyperlab import select
+    from hyperlab.search import select
 
     rows = select.main([str(tmp_path / "logs" / "study")])["rows"]  # the report covers every trial, by state
     complete = {str(t.number) for t in done if t.state == TrialState.COMPLETE}

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from hyperlab.builders import build_module
 from hyperlab.data.tokens import TokenDataModule, WindowOffsets, split_files
 from hyperlab.models import GPT
-from hyperlab.train import build_module, build_trainer
-from tests.conftest import ROOT
+from tests.conftest import ROOT, trainer_of
 
 
 def write_corpus(folder: Path, files: int = 30, lines: int = 40, seed: int = 0) -> Path:
@@ -111,7 +111,7 @@ def test_bits_per_byte_is_the_loss_over_bytes_per_token_and_ln2(corpus, tmp_path
         "optimized_metric=val/bpb",
     )
     datamodule, module = build_module(cfg)
-    metrics = build_trainer(cfg, {}).validate(module, datamodule=datamodule, verbose=False)[0]
+    metrics = trainer_of(cfg).validate(module, datamodule=datamodule, verbose=False)[0]
     splits = datamodule.manifest["splits"]["val"]
     expected = metrics["val/loss"] * splits["tokens"] / (splits["bytes"] * math.log(2))
     assert metrics["val/bpb"] == pytest.approx(expected, rel=1e-6)
@@ -165,7 +165,7 @@ def test_compile_gives_the_same_loss():
 
 PEAK_RSS = """
 import resource, sys
-from hyperlab.config import compose
+from hyperlab.config.cli import compose
 from hyperlab.train import train
 train(compose(sys.argv[2:], sys.argv[1]))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)

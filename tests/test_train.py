@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from hyperlab import runs
+from hyperlab.builders import build_module
 from hyperlab.evaluate import evaluate
-from hyperlab.train import build_module, build_trainer, train
+from hyperlab.train import train
+from tests.conftest import trainer_of
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -43,7 +45,7 @@ REQUIRED = {
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """One 2-epoch default run shared by the read-only tests below."""
-    from hyperlab.config import compose
+    from hyperlab.config.cli import compose
 
     out = tmp_path_factory.mktemp("run")
     cfg = compose(["trainer.max_epochs=2", "lr=0.002"], out)
@@ -150,7 +152,7 @@ def test_epochs_steps_accumulation_and_batch_size_set_global_step(overrides, ste
 def test_lr_reaches_the_optimizer_inside_the_trainer(make_cfg):
     cfg = make_cfg("lr=0.0042", "optimizer=sgd", "trainer.max_epochs=1", "callbacks=none")
     datamodule, module = build_module(cfg)
-    trainer = build_trainer(cfg, {})
+    trainer = trainer_of(cfg)
     trainer.fit(module, datamodule=datamodule)
     assert type(trainer.optimizers[0]) is torch.optim.SGD
     assert trainer.optimizers[0].param_groups[0]["lr"] == 0.0042
@@ -164,7 +166,7 @@ def test_precision_sets_autocast_in_the_forward(precision, dtype, make_cfg):
     module.net.register_forward_hook(
         lambda *_: seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
     )
-    build_trainer(cfg, {}).fit(module, datamodule=datamodule)
+    trainer_of(cfg).fit(module, datamodule=datamodule)
     assert seen and set(seen) == {dtype}
 
 
@@ -229,7 +231,7 @@ def test_gradient_clipping_bounds_what_the_optimizer_sees(algorithm, value, make
         "logger=[]",
     )
     datamodule, module = build_module(cfg)
-    trainer = build_trainer(cfg, {})
+    trainer = trainer_of(cfg)
     seen = []
 
     def record(optimizer, args, kwargs):  # Lightning's closure (backward, then clipping) runs inside step()
@@ -306,7 +308,7 @@ def test_cross_validation_trains_every_fold_and_reports_mean_and_std(make_cfg):
 
 def test_the_folds_of_a_cross_validated_run_evaluate_as_an_ensemble(make_cfg, tmp_path):
     from hyperlab.evaluate import evaluate
-    from hyperlab.supervised import classification_metrics
+    from hyperlab.training.supervised import classification_metrics
 
     run = tmp_path / "cv"
     train(make_cfg("data.num_folds=3", "trainer.max_epochs=2", output_dir=run))
@@ -338,7 +340,7 @@ def test_accumulated_gradients_give_the_same_update_as_one_big_batch(make_cfg):
         )
         L.seed_everything(0)
         datamodule, module = build_module(cfg)
-        build_trainer(cfg, {}).fit(module, datamodule=datamodule)
+        trainer_of(cfg).fit(module, datamodule=datamodule)
         return [p.detach().clone() for p in module.parameters()]
 
     big, accumulated, small = one_update(64, 1), one_update(32, 2), one_update(32, 1)
@@ -355,7 +357,7 @@ def test_device_resident_and_dataloader_paths_train_identically(make_cfg):
         cfg = make_cfg(f"data.device_resident={resident}", "model.dropout=0.2", "callbacks=none", "logger=[]")
         L.seed_everything(0)
         datamodule, module = build_module(cfg)
-        trainer = build_trainer(cfg, {})
+        trainer = trainer_of(cfg)
         trainer.fit(module, datamodule=datamodule)
         assert isinstance(trainer.train_dataloader, TensorBatches) is resident  # the fast path is taken
         results[resident] = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
@@ -365,7 +367,7 @@ def test_device_resident_and_dataloader_paths_train_identically(make_cfg):
 def test_augmentation_reaches_training_batches_and_never_validation(make_cfg):
     cfg = make_cfg("augment=image", "augment.erasing=1.0", "trainer.max_steps=3", "callbacks=none", "logger=[]")
     datamodule, module = build_module(cfg)
-    trainer = build_trainer(cfg, {})
+    trainer = trainer_of(cfg)
     seen = {True: [], False: []}
     module.net.register_forward_pre_hook(lambda net, args: seen[net.training].append(args[0].clone()))
     trainer.fit(module, datamodule=datamodule)
@@ -389,7 +391,7 @@ def test_truncated_bptt_bounds_the_backward_length_and_carries_the_state(make_cf
         "logger=[]",
     )
     datamodule, module = build_module(cfg)
-    trainer = build_trainer(cfg, {})
+    trainer = trainer_of(cfg)
     chunks = []
     step = module.net.step
 
@@ -410,7 +412,8 @@ def test_truncated_bptt_bounds_the_backward_length_and_carries_the_state(make_cf
 
 
 def test_tbptt_refuses_what_manual_optimisation_cannot_apply(make_cfg):
-    from hyperlab.config import ConfigError, check
+    from hyperlab.config.rules import check
+    from hyperlab.errors import ConfigError
 
     with pytest.raises(ConfigError, match="model.tbptt_steps optimises manually"):
         check(make_cfg("data=text", "model=lstm", "model.tbptt_steps=8", "trainer.gradient_clip_val=1.0"))

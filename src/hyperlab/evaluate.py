@@ -5,13 +5,12 @@ from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from hyperlab import runs
-from hyperlab.checkpoints import check_matches, load_checkpoint
-from hyperlab.config import ConfigError
-from hyperlab.supervised import classification_metrics
-from hyperlab.train import build_module
+from hyperlab.builders import load_module
+from hyperlab.errors import ConfigError
+from hyperlab.training.supervised import classification_metrics
 
 
 def write_predictions(path: Path, indices, targets: torch.Tensor, probs: torch.Tensor) -> None:
@@ -28,15 +27,6 @@ def write_predictions(path: Path, indices, targets: torch.Tensor, probs: torch.T
         writer.writerow(["index", "target", "prediction", *(f"prob_{c}" for c in range(probs.shape[1]))])
         for index, target, p in zip(indices, targets.tolist(), probs.tolist(), strict=True):
             writer.writerow([int(index), target, max(range(len(p)), key=p.__getitem__), *(f"{v:.6f}" for v in p)])
-
-
-def load_module(path: str):
-    """The datamodule and trained module of a checkpoint, rebuilt from the config stored in it."""
-    checkpoint = load_checkpoint(path)
-    datamodule, module = build_module(OmegaConf.create(checkpoint[runs.CONFIG_KEY]))
-    check_matches(module, checkpoint, path)
-    module.load_state_dict(checkpoint["state_dict"])
-    return datamodule, module
 
 
 def ensemble_members(run_dir: Path, top_k: int, rank_by: str) -> list[str]:

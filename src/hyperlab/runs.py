@@ -52,6 +52,11 @@ def write_metrics(output_dir: Path, metrics: dict) -> Path:
     return path
 
 
+def test_key(metric: str) -> str:
+    """The test split's key of a validation metric: val/acc -> test/acc."""
+    return "test/" + metric.split("/", 1)[1]
+
+
 def read_metrics(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "metrics.json").read_text())
 

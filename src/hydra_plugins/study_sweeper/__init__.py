@@ -1,4 +1,4 @@
-"""Registers `hydra/sweeper=study` (hyperlab.sweeper.OptunaSweep). Hydra imports every module of this
+"""Registers `hydra/sweeper=study` (hyperlab.search.sweeper.OptunaSweep). Hydra imports every module of this
 namespace at start-up, so nothing heavy may be imported here: optuna and torch load only when a study runs."""
 
 from dataclasses import dataclass, field
@@ -23,7 +23,7 @@ class StudySweeperConf:
     torch_threads: int | None = None  # intra-op threads per worker: cores / workers when several run at once
     # "key=option": {key: choice(...) | ...}: parameters sampled only in trials that chose that option
     conditional: dict[str, dict[str, str]] = field(default_factory=dict)
-    # {rule: one_se | best, cost: a metrics.json key, refit: bool}: pick a winner and refit it (hyperlab.select)
+    # {rule: one_se | best, cost: a metrics.json key, refit: bool}: pick a winner and refit it (hyperlab.search.select)
     selection: Any = None
     nested_folds: int | None = None  # K: the search, selection and refit inside K outer folds (nested CV)
 

@@ -7,8 +7,6 @@ keep every row: a model is scored on the data as it comes), then standardisation
 
 import numpy as np
 
-from hyperlab.config import OUTLIER_METHODS, choose
-
 
 def clean(x: np.ndarray, y: np.ndarray, drop_nan_rows: bool, drop_duplicates: bool) -> np.ndarray:
     """Indices of the rows to keep: rows with a NaN anywhere (features or target), then repeated feature rows
@@ -40,22 +38,22 @@ def make_imbalanced(y: np.ndarray, ratio: float, seed: int) -> np.ndarray:
 
 
 def remove_outliers(x: np.ndarray, method: str, fraction: float, seed: int) -> np.ndarray:
-    """Indices of the rows an isolation forest fitted on these rows calls inliers (`fraction` = contamination)."""
+    """Indices of the rows an isolation forest fitted on these rows calls inliers (`fraction` = contamination);
+    `method` is isolation_forest, the only one (data.outliers' rule)."""
     from sklearn.ensemble import IsolationForest
 
-    choose("data.outliers", method, OUTLIER_METHODS, optional=True)
     forest = IsolationForest(contamination=fraction, random_state=seed)
     return np.flatnonzero(forest.fit_predict(x.reshape(len(x), -1)) == 1)
 
 
 def resample(x: np.ndarray, y: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Balance the classes of a (train) split with imbalanced-learn: random over- or under-sampling repeats or
-    drops rows; SMOTE adds synthetic rows interpolated between same-class neighbours."""
+    drops rows; SMOTE adds synthetic rows interpolated between same-class neighbours. ("weighted" only changes the
+    order, in the sampler: not here.)"""
     from imblearn.over_sampling import SMOTE, RandomOverSampler
     from imblearn.under_sampling import RandomUnderSampler
 
     samplers = {"oversample": RandomOverSampler, "undersample": RandomUnderSampler, "smote": SMOTE}
-    choose("data.sampler", method, samplers, optional=True)  # "weighted" only changes the order: not here
     flat, y = samplers[method](random_state=seed).fit_resample(x.reshape(len(x), -1), y)
     return flat.reshape(-1, *x.shape[1:]), y
 

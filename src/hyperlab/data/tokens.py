@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hyperlab.config import choose
+from hyperlab.errors import choose
 
 TOKENIZERS = ("bytes", "bpe")
 SKIPPED = {"site-packages", "dist-packages", "test", "tests", "idlelib"}  # not the library's own code

@@ -23,7 +23,6 @@ class CNN(nn.Module):
         channels_last: bool = False,
     ):
         super().__init__()
-        layers.check_dropout(dropout)
         in_channels, height, _ = layers.check_image(in_shape, "cnn")
         blocks: list[nn.Module] = []
         for out_channels in channels:

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from hyperlab.errors import choose
 from hyperlab.models import layers
-from hyperlab.parametrization import Readout
 
 
 class CausalSelfAttention(nn.Module):
@@ -58,7 +58,7 @@ class GPT(nn.Module):
     block's activations in the backward pass instead of keeping them: memory per block for compute.
     `parametrization="mup"` (with m = width / base_width): hidden matrices start with std / sqrt(m), attention
     scores are scaled by 1/d instead of 1/sqrt(d), and the readout's input by 1/m; the learning rates come from
-    hyperlab.parametrization. At width == base_width it is the standard network.
+    hyperlab.training.parametrization. At width == base_width it is the standard network.
     """
 
     def __init__(
@@ -76,11 +76,10 @@ class GPT(nn.Module):
         base_width: int = 192,
     ):
         super().__init__()
-        layers.check_dropout(dropout)
         if vocab_size is None:
             raise ValueError("model=gpt is a language model over token ids: use data=stdlib (or data=text)")
-        mup = layers.choose("model.parametrization", parametrization, ("standard", "mup")) == "mup"
-        m = width / base_width if mup else 1.0  # the width multiplier (hyperlab.parametrization)
+        mup = choose("model.parametrization", parametrization, ("standard", "mup")) == "mup"
+        m = width / base_width if mup else 1.0  # the width multiplier (hyperlab.training.parametrization)
         # muP: attention logits q.k / d rather than / sqrt(d) (a head's q and k become correlated in training, so
         # their dot product grows like d), equal to the standard scale at base width
         attention_scale = math.sqrt(base_width / heads) / (width / heads) if mup else None
@@ -90,7 +89,7 @@ class GPT(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(width, heads, dropout, attention_scale) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
-        self.readout = Readout(1.0 / m) if mup else nn.Identity()  # muP: the logits' input x 1/m
+        self.readout = layers.Readout(1.0 / m) if mup else nn.Identity()  # muP: the logits' input x 1/m
         self.head = nn.Linear(width, num_classes, bias=False)
         self.activation_checkpointing = activation_checkpointing
         self.apply(self._init)

@@ -5,15 +5,11 @@ import math
 import torch
 from torch import Tensor, nn
 
+from hyperlab.errors import choose
+
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 NORMS = ("none", "batch", "layer")
 INITS = ("default", "xavier", "kaiming", "orthogonal")
-
-
-def choose(key: str, value: str, allowed) -> str:
-    if value not in allowed:
-        raise ValueError(f"{key}={value!r} is not one of: {', '.join(allowed)}")
-    return value
 
 
 def activation(name: str) -> nn.Module:
@@ -40,12 +36,6 @@ def check_image(in_shape, model: str) -> tuple[int, int, int]:
             "Use data=digits or model=mlp."
         )
     return tuple(in_shape)
-
-
-def check_dropout(p: float) -> float:
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"model.dropout={p} must be in [0, 1)")
-    return p
 
 
 def initialize(net: nn.Module, scheme: str, activation_name: str) -> None:
@@ -118,3 +108,17 @@ def sequence_shape(in_shape: tuple[int, ...]) -> tuple[int, int]:
 def to_steps(x: Tensor) -> Tensor:
     """(B, C, H, W) -> (B, H, C*W) rows; (B, F) -> (B, F, 1). See `sequence_shape`."""
     return x.permute(0, 2, 1, 3).flatten(2) if x.ndim == 4 else x.unsqueeze(-1)
+
+
+class Readout(nn.Module):
+    """Multiplies the readout layer's input by `multiplier` (1/m under muP)."""
+
+    def __init__(self, multiplier: float):
+        super().__init__()
+        self.multiplier = multiplier
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.multiplier
+
+    def extra_repr(self) -> str:
+        return f"multiplier={self.multiplier:g}"

@@ -12,7 +12,7 @@ class LSTM(nn.Module):
 
     With `vocab_size` (token data, e.g. data=text) it is a language model: ids -> embedding -> LSTM -> logits at
     every position, optionally with the output layer tied to the embedding (`tie_weights`, one shared tensor),
-    and trainable with truncated backpropagation through time (`tbptt_steps`, see hyperlab.supervised).
+    and trainable with truncated backpropagation through time (`tbptt_steps`, see hyperlab.training.supervised).
     Otherwise it reads an image row by row (or a table feature by feature) and classifies from the last step.
     """
 
@@ -32,7 +32,6 @@ class LSTM(nn.Module):
         super().__init__()
         if depth < 1 or width < 1:
             raise ValueError(f"model.depth={depth} and model.width={width} must be >= 1")
-        layers.check_dropout(dropout)
         self.language_model = vocab_size is not None
         if (tie_weights or tbptt_steps) and not self.language_model:
             raise ValueError(

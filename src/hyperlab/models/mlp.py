@@ -4,8 +4,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from hyperlab.errors import choose
 from hyperlab.models import layers
-from hyperlab.parametrization import Readout
 
 PARAMETRIZATIONS = ("standard", "mup")
 
@@ -15,7 +15,7 @@ class MLP(nn.Module):
 
     Any input shape is flattened, so an 8x8 image and a 30-feature table row both work. With
     `parametrization="mup"` the readout is muP's (input x base_width/width, weights x sqrt(width/base_width) at
-    init); the per-layer learning rates come from hyperlab.parametrization.lr_scales. At width == base_width it
+    init); the per-layer learning rates come from hyperlab.training.parametrization.lr_scales. At width == base_width it
     is the standard network.
     """
 
@@ -34,10 +34,7 @@ class MLP(nn.Module):
         base_width: int = 256,
     ):
         super().__init__()
-        if depth < 0 or width < 1:
-            raise ValueError(f"model.depth={depth} must be >= 0 and model.width={width} >= 1")
-        layers.check_dropout(dropout)
-        mup = layers.choose("model.parametrization", parametrization, PARAMETRIZATIONS) == "mup"
+        mup = choose("model.parametrization", parametrization, PARAMETRIZATIONS) == "mup"
         blocks: list[nn.Module] = [nn.Flatten()]
         features = math.prod(in_shape)
         for _ in range(depth):
@@ -46,8 +43,8 @@ class MLP(nn.Module):
                 blocks.append(nn.Dropout(dropout))
             features = width
         width_mult = width / base_width if depth else 1.0  # no hidden layer: nothing grows with width
-        if mup:  # the readout sees its input divided by m (hyperlab.parametrization)
-            blocks.append(Readout(1.0 / width_mult))
+        if mup:  # the readout sees its input divided by m (hyperlab.training.parametrization)
+            blocks.append(layers.Readout(1.0 / width_mult))
         blocks.append(nn.Linear(features, num_classes))
         self.layers = nn.Sequential(*blocks)
         layers.finish(self, init, activation, spectral_norm)

@@ -49,7 +49,6 @@ class ResNet(nn.Module):
         super().__init__()
         if blocks < 1 or not channels:
             raise ValueError(f"model.blocks={blocks} must be >= 1 and model.channels non-empty")
-        layers.check_dropout(dropout)
         in_channels, width, _ = layers.check_image(in_shape, "resnet")
         stem = [nn.Conv2d(in_channels, channels[0], 3, padding=1, bias=False), layers.norm_2d(norm, channels[0])]
         stages: list[nn.Module] = [*stem, layers.activation(activation)]

@@ -36,7 +36,6 @@ class Transformer(nn.Module):
         super().__init__()
         if depth < 1 or width < 1 or width % heads:
             raise ValueError(f"model.width={width} must be a multiple of model.heads={heads}, model.depth={depth} >= 1")
-        layers.check_dropout(dropout)
         self.language_model = vocab_size is not None
         if tie_weights and not self.language_model:
             raise ValueError("model.tie_weights needs a language model over token data (data=text)")

@@ -13,10 +13,10 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from hyperlab.losses import distillation
+from hyperlab.training.losses import distillation
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter] | list[dict]], torch.optim.Optimizer]
-# (optimizer, total_steps) -> a Lightning lr_scheduler config or a list of them; see hyperlab.schedules
+# (optimizer, total_steps) -> a Lightning lr_scheduler config or a list of them; see hyperlab.training.schedules
 SchedulerFactory = Callable[[torch.optim.Optimizer, int], dict | list[dict]]
 
 

@@ -45,20 +45,6 @@ def lr_scales(net: nn.Module, base: nn.Module, width_mult: float, optimizer_clas
     return scales
 
 
-class Readout(nn.Module):
-    """Multiplies the readout layer's input by `multiplier` (1/m under muP)."""
-
-    def __init__(self, multiplier: float):
-        super().__init__()
-        self.multiplier = multiplier
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.multiplier
-
-    def extra_repr(self) -> str:
-        return f"multiplier={self.multiplier:g}"
-
-
 def activation_scales(
     make_net: Callable[[int], nn.Module],
     widths: list[int],

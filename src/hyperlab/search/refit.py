@@ -38,7 +38,7 @@ def recipe(job_dir: Path) -> list[str]:
 
 def compose(overrides: list[str], searchpath: list[str]) -> DictConfig:
     """The training config (with its `hydra` node) that `python train.py OVERRIDES` would run."""
-    from hyperlab.config import compose_with_hydra
+    from hyperlab.config.cli import compose_with_hydra
 
     path = [f"hydra.searchpath=[{','.join(searchpath)}]"] if searchpath else []
     return compose_with_hydra([*path, *overrides])

@@ -9,14 +9,14 @@ On Optuna's ask/tell this sweeper gets, with little code:
   enqueued again;
 - failure tolerance: a job that raises, or ends with a NaN/inf objective, is recorded FAIL with its error and the
   sweep goes on, until more than `max_failures` trials of this invocation have failed;
-- pruning: each job reports its monitored metric per epoch to its trial (`hyperlab.study.ReportToTrial`);
+- pruning: each job reports its monitored metric per epoch to its trial (`hyperlab.training.trial.ReportToTrial`);
 - multi-objective: `objectives` are metrics.json keys (the run-output contract), one direction each;
 - parallel workers: processes running the same command share the study; a file lock makes "count the trials,
   then ask one" atomic, so together they finish exactly `n_trials`;
 - conditional search spaces: `conditional: {"model=cnn": {model.channels: choice(...)}}` samples a parameter only
   in trials that chose that option (Optuna's define-by-run; TPE with `multivariate` and `group` models them);
 - model selection: with `selection` set, the winner is chosen by a stated rule and refit on train + val when the
-  study ends (hyperlab.select, hyperlab.refit); `nested_folds: K` wraps the whole search in K outer folds.
+  study ends (hyperlab.search.select, hyperlab.search.refit); `nested_folds: K` wraps the whole search in K outer folds.
 """
 
 import fcntl
@@ -36,144 +36,29 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from hyperlab import console
-from hyperlab.study import open_storage
+from hyperlab.search import nested
+from hyperlab.search.space import (
+    SweepError,
+    ask,
+    conditional_space,
+    enqueue_every_option,
+    grid,
+    override_key,
+    quoted,
+    search_space,
+)
+from hyperlab.training.trial import open_storage
 
 log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
-
-
-class SweepError(Exception):
-    """A sweep that cannot go on (bad search space, failure budget exceeded)."""
-
-
-def distribution(override: Override) -> BaseDistribution:
-    """Hydra sweep syntax -> Optuna distribution: choice(a,b), range(lo,hi[,step]), [tag(log,] interval(lo,hi))."""
-    value = override.value()
-    if isinstance(value, ChoiceSweep):  # Optuna's choices are scalars: a list choice travels as its Hydra literal
-        return CategoricalDistribution([hydra_list(v) if isinstance(v, list) else v for v in override.sweep_iterator()])
-    if isinstance(value, RangeSweep):
-        items = list(override.sweep_iterator())
-        if all(isinstance(v, int) for v in items):
-            return IntDistribution(items[0], items[-1], step=int(value.step))
-        return CategoricalDistribution(items)
-    if isinstance(value, IntervalSweep):
-        log_scale = "log" in value.tags
-        if isinstance(value.start, int) and isinstance(value.end, int):
-            return IntDistribution(value.start, value.end, log=log_scale)
-        return FloatDistribution(value.start, value.end, log=log_scale)
-    raise SweepError(f"hydra.sweeper.params.{override.get_key_element()}: use choice(), range() or interval()")
-
-
-def search_space(arguments: list[str]) -> tuple[dict[str, BaseDistribution], list[str]]:
-    """Split `key=value` strings into the sampled space and the overrides every trial gets as they are."""
-    space, fixed = {}, []
-    for override in OverridesParser.create().parse_overrides(arguments):
-        if override.is_sweep_override():
-            space[override.get_key_element()] = distribution(override)
-        else:
-            fixed.append(f"{override.get_key_element()}={override.get_value_element_as_str()}")
-    return space, fixed
-
-
-def hydra_list(items: list) -> str:
-    return "[" + ",".join(hydra_list(v) if isinstance(v, list) else str(v) for v in items) + "]"
-
-
-Conditions = dict[tuple[str, str], dict[str, BaseDistribution]]
-
-
-def conditional_space(conditional: dict, space: dict[str, BaseDistribution]) -> Conditions:
-    """`{"model=cnn": {"model.channels": "choice(...)"}}` -> {("model", "cnn"): {"model.channels": distribution}}.
-    The condition names a sampled choice parameter (or a conditional one defined in an earlier block); a block
-    for an option that is not among its choices is never active (the data may rule a family out)."""
-    conditions, known = {}, dict(space)
-    for when, params in (conditional or {}).items():
-        parent, _, option = str(when).partition("=")
-        if not isinstance(known.get(parent), CategoricalDistribution) or not option:
-            raise SweepError(
-                f"hydra.sweeper.conditional.{when}: a condition is `key=option` for a choice() in "
-                f"hydra.sweeper.params or an earlier conditional block; choices: "
-                f"{', '.join(k for k, d in known.items() if isinstance(d, CategoricalDistribution))}"
-            )
-        block, fixed = search_space([f"{k}={v}" for k, v in params.items()])
-        if fixed:
-            raise SweepError(f"hydra.sweeper.conditional.{when}: {fixed[0]} is not a choice/range/interval")
-        conditions[(parent, option)] = block
-        known.update(block)
-    return conditions
-
-
-def suggest(trial: optuna.Trial, name: str, dist: BaseDistribution):
-    """Sample one parameter inside a running trial (define-by-run)."""
-    if isinstance(dist, CategoricalDistribution):
-        return trial.suggest_categorical(name, dist.choices)
-    if isinstance(dist, IntDistribution):
-        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
-    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
-
-
-def ask(study: optuna.Study, space: dict[str, BaseDistribution], conditions: Conditions) -> optuna.Trial:
-    """A trial with every parameter of `space` and, block by block, those of the conditions it meets."""
-    trial = study.ask(space)
-    for (parent, option), block in conditions.items():
-        chosen = {override_key(name): value for name, value in trial.params.items()}
-        if parent in chosen and str(chosen[parent]) == option:
-            for name, dist in block.items():
-                # named with its condition: Optuna keeps one distribution per name, and model.channels may
-                # have other choices for model=resnet than for model=cnn
-                suggest(trial, f"{name}{CONDITION}{parent}={option}", dist)
-    return trial
-
-
-CONDITION = " if "
-
-
-def override_key(name: str) -> str:
-    """A trial parameter's config key: "model.channels if model=cnn" -> "model.channels"."""
-    return name.partition(CONDITION)[0]
-
-
-def enqueue_every_option(study: optuna.Study, space: dict[str, BaseDistribution], conditions: Conditions) -> None:
-    """A fresh study's first trials: one per option that has a conditional block (each model family), its other
-    parameters sampled. With a few random startup trials a family can otherwise go unexplored, and the search
-    then never compares it."""
-    for parent, option in conditions:
-        choices = getattr(space.get(parent), "choices", ())
-        value = next((c for c in choices if str(c) == option), None)
-        if value is not None:
-            study.enqueue_trial({parent: value})
-
-
-def grid(space: dict[str, BaseDistribution]) -> dict[str, list]:
-    values = {}
-    for key, dist in space.items():
-        if isinstance(dist, CategoricalDistribution):
-            values[key] = list(dist.choices)
-        elif isinstance(dist, IntDistribution) and not dist.log:
-            values[key] = list(range(dist.low, dist.high + 1, dist.step))
-        else:
-            raise SweepError(f"grid search needs discrete values: hydra.sweeper.params.{key} is an interval")
-    return values
-
-
-def quoted(value) -> str:
-    """A sampled value as a Hydra override value (strings quoted unless they are plain names)."""
-    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
-        return value  # a list choice (hydra_list)
-    if isinstance(value, str) and not value.replace("_", "").replace("-", "").replace(".", "").isalnum():
-        return "'" + value.replace("'", "\\'") + "'"
-    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -292,36 +177,17 @@ class OptunaSweep(Sweeper):
         return returns
 
     def _select(self, sweep_dir: Path) -> None:
-        """The selection rule and the refit (hyperlab.select --refit), in a process of its own: it composes the
+        """The selection rule and the refit (hyperlab.search.select --refit), in a process of its own: it composes the
         winner's config with Hydra's compose API, which the running Hydra app cannot host. A refit already made
         is kept: `python -m hyperlab.select SWEEP_DIR --refit force` redoes it."""
         refit = "missing" if self.selection.get("refit", True) else "no"
-        command = [sys.executable, "-m", "hyperlab.select", str(sweep_dir), "--refit", refit]
+        command = [sys.executable, "-m", "hyperlab.search.select", str(sweep_dir), "--refit", refit]
         if subprocess.run(command).returncode != 0:
             raise SystemExit(f"error: the selection or refit of {sweep_dir} failed (command: {' '.join(command)})")
 
     def _nested(self, sweep_dir: Path) -> list[JobReturn]:
-        """Nested cross-validation: this whole command, search + selection + refit, once per outer fold with that
-        fold as the test split (data.outer_fold), each in `<sweep dir>/outer_<k>/` (a finished one is resumed, so
-        it is not redone); then `nested.json`: the outer test scores, their mean and std."""
-        k = self.nested_folds
-        ours = ("hydra.sweeper.nested_folds=", "hydra.sweeper.study_name=", "hydra.sweep.dir=", "data.outer_fold")
-        argv = [arg for arg in sys.argv if not arg.startswith(ours)]
-        for fold in range(k):
-            command = [
-                sys.executable,
-                *argv,
-                "hydra.sweeper.nested_folds=null",
-                f"hydra.sweeper.study_name={self.study_name}_outer{fold}",
-                f"hydra.sweep.dir={sweep_dir / f'outer_{fold}'}",
-                f"data.outer_folds={k}",
-                f"data.outer_fold={fold}",
-            ]
-            if subprocess.run(command).returncode != 0:
-                raise SystemExit(f"error: outer fold {fold} of the nested cross-validation failed: {' '.join(command)}")
-        from hyperlab.select import nested_summary
-
-        console.say(nested_summary(sweep_dir, k))
+        nested.run_outer_folds(self.nested_folds, sweep_dir, self.study_name)
+        console.say(nested.summary(sweep_dir, self.nested_folds))
         return []
 
     @property

@@ -4,6 +4,7 @@ training thread, once per save."""
 import functools
 import os
 import shutil
+from pathlib import Path
 
 import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
@@ -13,7 +14,7 @@ from torch import nn
 from torch.utils import serialization
 
 from hyperlab import runs
-from hyperlab.config import ConfigError
+from hyperlab.errors import ConfigError
 
 
 def load_checkpoint(path: str, mmap: bool = False) -> dict:
@@ -25,6 +26,42 @@ def load_checkpoint(path: str, mmap: bool = False) -> dict:
     if runs.CONFIG_KEY not in checkpoint:
         raise ConfigError(f"ckpt_path={path!r} has no '{runs.CONFIG_KEY}': it was not written by hyperlab's train.py")
     return checkpoint
+
+
+# Where a `_target_` of a checkpoint's stored config lives now: checkpoints written before the package was grouped
+# into folders (2026-11-30) name the old flat modules. Models and data modules did not move.
+MOVED = {
+    "hyperlab.losses.": "hyperlab.training.losses.",
+    "hyperlab.schedules.": "hyperlab.training.schedules.",
+    "hyperlab.callbacks.": "hyperlab.training.callbacks.",
+    "hyperlab.checkpoints.": "hyperlab.training.checkpoints.",
+    "hyperlab.compression.": "hyperlab.analysis.compression.",
+    "hyperlab.augment.": "hyperlab.data.augment.",
+}
+
+
+def stored_config(checkpoint: dict) -> dict:
+    """The run's config stored in `checkpoint`, its `_target_`s pointing at where those objects live now."""
+
+    def moved(node):
+        if isinstance(node, dict):
+            return {key: moved(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [moved(value) for value in node]
+        if isinstance(node, str):
+            old = next((prefix for prefix in MOVED if node.startswith(prefix)), None)
+            return MOVED[old] + node[len(old) :] if old else node
+        return node
+
+    return moved(checkpoint[runs.CONFIG_KEY])
+
+
+def resume_from(resume: str, ckpt_path: str | None, train: bool, output_dir: Path) -> str | None:
+    """The checkpoint a run continues from: resume=auto finds this command's newest last.ckpt; else ckpt_path."""
+    if resume == "auto":
+        found = runs.find_resume_checkpoint(output_dir)
+        return str(found) if found else None
+    return ckpt_path if train else None
 
 
 def check_matches(module: nn.Module, checkpoint: dict, path: str) -> None:

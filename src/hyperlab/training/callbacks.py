@@ -7,7 +7,7 @@ import torch
 from lightning.pytorch import callbacks
 
 from hyperlab import runs
-from hyperlab.config import ConfigError, ReportedError
+from hyperlab.errors import ConfigError, ReportedError
 
 
 class StoreRunConfig(L.Callback):

@@ -8,8 +8,8 @@ import torch
 from lightning.pytorch.callbacks import BaseFinetuning
 from torch import nn
 
-from hyperlab.checkpoints import load_checkpoint
-from hyperlab.config import ConfigError, choose
+from hyperlab.errors import ConfigError, choose
+from hyperlab.training.checkpoints import load_checkpoint
 
 SCOPES = ("all", "backbone")
 

@@ -5,7 +5,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from hyperlab.config import choose
+from hyperlab.errors import choose
 
 ATTACKS = ("fgsm", "pgd")
 

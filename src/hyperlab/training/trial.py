@@ -1,6 +1,6 @@
 """The job side of an Optuna study: open the shared storage and report each epoch to the job's trial.
 
-The study sweeper (hyperlab.sweeper) asks a trial, then launches a job with `trial.storage`,
+The study sweeper (hyperlab.search.sweeper) asks a trial, then launches a job with `trial.storage`,
 `trial.study_name`, `trial.number` and `trial.monitor` set; `train()` adds `ReportToTrial`, which reports the
 monitored metric after every validation epoch and stops the job when the study's pruner says so.
 """

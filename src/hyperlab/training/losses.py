@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hyperlab.config import choose
+from hyperlab.errors import choose
 
 CLASS_WEIGHTS = "null, balanced or a list with one weight per class"
 

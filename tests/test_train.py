@@ -110,6 +110,26 @@ def test_eval_reproduces_test_metrics_from_the_checkpoint_alone(run_dir, make_cf
     assert accuracy == pytest.approx(trained["test/acc"], abs=1e-6)
 
 
+def test_a_checkpoint_naming_the_old_flat_module_paths_still_evaluates(run_dir, make_cfg, tmp_path):
+    """Checkpoints written before src/hyperlab was grouped into folders name hyperlab.losses, hyperlab.callbacks,
+    hyperlab.checkpoints, ... in their stored config: eval.py rebuilds them all the same."""
+    out, _ = run_dir
+    trained = json.loads((out / "metrics.json").read_text())
+    checkpoint = torch.load(trained["ckpt/best"], weights_only=True)
+    text = json.dumps(checkpoint[runs.CONFIG_KEY])
+    for new, old in [
+        ("hyperlab.training.losses.", "hyperlab.losses."),
+        ("hyperlab.training.checkpoints.", "hyperlab.checkpoints."),
+        ("hyperlab.training.callbacks.", "hyperlab.callbacks."),
+    ]:
+        assert new in text
+        text = text.replace(new, old)
+    checkpoint[runs.CONFIG_KEY] = json.loads(text)
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    metrics = evaluate(make_cfg(f"ckpt_path={tmp_path / 'old.ckpt'}", config_name="eval", output_dir=tmp_path / "e"))
+    assert metrics["test/acc"] == pytest.approx(trained["test/acc"], abs=1e-7)
+
+
 def test_same_seed_same_metrics_and_another_seed_differs(make_cfg, tmp_path):
     a = train(make_cfg("seed=7", "trainer.max_epochs=1", output_dir=tmp_path / "a"))
     b = train(make_cfg("seed=7", "trainer.max_epochs=1", output_dir=tmp_path / "b"))

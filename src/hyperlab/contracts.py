@@ -25,6 +25,18 @@ class Network(Protocol):
         ...
 
 
+@runtime_checkable
+class RecurrentNetwork(Network, Protocol):
+    """A network trained with truncated backpropagation through time (model.tbptt_steps; hyperlab.training)."""
+
+    tbptt_steps: int | None
+    """Positions per chunk: one optimizer step per chunk, the state carried across chunks but detached."""
+
+    def step(self, x: Tensor, state=None) -> tuple[Tensor, object]:
+        """Outputs and the recurrent state after `x`, starting from `state` (zeros when None)."""
+        ...
+
+
 class NetworkBuilder(Protocol):
     """The constructor of a Network, as hyperlab.builders calls it."""
 

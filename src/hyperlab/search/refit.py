@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from hyperlab import runs
 
@@ -62,9 +62,7 @@ def experiment(job: DictConfig, searchpath: list[str]) -> dict:
     `override /group: option` for each group, then every value that differs from those groups' files."""
     choices = {g: c for g, c in job.hydra.runtime.choices.items() if "/" not in g and g not in NOT_GROUPS and c}
     base = compose([f"{group}={option}" for group, option in choices.items()], searchpath)
-    job_values, base_values = (
-        OmegaConf.to_container(c, resolve=False) for c in (_without_hydra(job), _without_hydra(base))
-    )
+    job_values, base_values = (_recipe_values(c) for c in (job, base))
     return {"defaults": [{f"override /{g}": c} for g, c in choices.items()], **difference(job_values, base_values)}
 
 
@@ -80,12 +78,10 @@ def with_changes(node: dict, changes: dict[str, object]) -> dict:
     return node
 
 
-def _without_hydra(cfg: DictConfig) -> DictConfig:
-    cfg = cfg.copy()
-    with open_dict(cfg):
-        cfg.pop("hydra")
-        cfg.pop("trial", None)
-    return cfg
+def _recipe_values(composed: DictConfig) -> dict:
+    """A composed config's values as written (interpolations kept), less Hydra's node and the sweeper's trial."""
+    values = OmegaConf.to_container(composed, resolve=False)
+    return {key: value for key, value in values.items() if key not in ("hydra", "trial")}
 
 
 def refit_epochs(job_metrics: dict) -> int:

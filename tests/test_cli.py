@@ -28,7 +28,7 @@ def test_help_lists_every_group_and_points_to_the_knob_reference():
         "debug: anomaly, fdr, limit, overfit, profiler",
     ):
         assert line in result.stdout
-    assert 'README.md, "Knob reference"' in result.stdout
+    assert "docs/knobs.md" in result.stdout
 
 
 def test_composing_and_printing_the_config_imports_no_torch():

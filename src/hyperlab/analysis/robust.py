@@ -5,10 +5,6 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from hyperlab.errors import choose
-
-ATTACKS = ("fgsm", "pgd")
-
 
 def perturb(
     net: nn.Module, loss: Callable, x: Tensor, y: Tensor, attack: str, epsilon: float, steps: int = 5
@@ -16,7 +12,6 @@ def perturb(
     """The input within `epsilon` (L-inf) of x that the attack finds to raise the loss: FGSM takes one signed
     gradient step of size epsilon; PGD takes `steps` steps of 2.5 * epsilon / steps from a random start,
     projecting back into the ball after each (Madry et al. 2018). The network's mode is left as it is."""
-    choose("adversarial.attack", attack, ATTACKS, optional=True)
     if attack == "fgsm":
         steps, step_size, start = 1, epsilon, x
     else:

@@ -38,8 +38,6 @@ class LSTM(nn.Module):
                 "model.tie_weights and model.tbptt_steps need a language model over token data (data=text); "
                 f"this dataset gives inputs of shape {tuple(in_shape)}"
             )
-        if tbptt_steps is not None and tbptt_steps < 1:
-            raise ValueError(f"model.tbptt_steps={tbptt_steps} must be null or >= 1")
         if self.language_model:
             self.embed = nn.Embedding(vocab_size, width)
             input_size = width

@@ -47,8 +47,8 @@ class ResNet(nn.Module):
         channels_last: bool = False,
     ):
         super().__init__()
-        if blocks < 1 or not channels:
-            raise ValueError(f"model.blocks={blocks} must be >= 1 and model.channels non-empty")
+        if not channels:  # (model.blocks >= 1 is a config rule)
+            raise ValueError("model.channels must be non-empty")
         in_channels, width, _ = layers.check_image(in_shape, "resnet")
         stem = [nn.Conv2d(in_channels, channels[0], 3, padding=1, bias=False), layers.norm_2d(norm, channels[0])]
         stages: list[nn.Module] = [*stem, layers.activation(activation)]

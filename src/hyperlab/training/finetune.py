@@ -8,10 +8,8 @@ import torch
 from lightning.pytorch.callbacks import BaseFinetuning
 from torch import nn
 
-from hyperlab.errors import ConfigError, choose
+from hyperlab.errors import ConfigError
 from hyperlab.training.checkpoints import load_checkpoint
-
-SCOPES = ("all", "backbone")
 
 
 def backbone_modules(net: nn.Module) -> list[nn.Module]:
@@ -23,7 +21,6 @@ def backbone_modules(net: nn.Module) -> list[nn.Module]:
 def load_initial_weights(net: nn.Module, path: str, scope: str) -> list[str]:
     """Copy the weights of the network in checkpoint `path` into `net` (all, or all but the head); returns the
     names loaded. Shapes must match: a mismatch names every differing tensor."""
-    choose("finetune.scope", scope, SCOPES)
     source = {k.removeprefix("net."): v for k, v in load_checkpoint(path)["state_dict"].items() if k.startswith("net.")}
     target = net.state_dict()
     head_tensors = {id(t) for t in net.head.state_dict(keep_vars=True).values()}

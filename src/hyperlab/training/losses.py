@@ -49,8 +49,6 @@ class CrossEntropy(nn.Module):
         class_counts: Tensor | None = None,
     ):
         super().__init__()
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"loss.label_smoothing={label_smoothing} must be in [0, 1)")
         self.label_smoothing = label_smoothing
         weight = class_weight_vector(class_weights, class_counts) if class_weights is not None else None
         self.register_buffer("class_weight", weight, persistent=False)  # rebuilt from the config, not stored

@@ -144,6 +144,11 @@ def test_a_condition_on_a_key_that_is_not_a_choice_is_refused():
     assert FloatDistribution(0.001, 0.1) == space["lr"]
 
 
+def test_the_refit_runs_this_projects_train_py_and_conf():
+    """The refit is `python <ROOT>/train.py experiment=...`: ROOT must be the project, wherever refit.py sits."""
+    assert (refit.ROOT / "train.py").is_file() and (refit.ROOT / "conf" / "train.yaml").is_file()
+
+
 def test_refit_epochs_are_the_mean_best_epoch_count_over_folds():
     folds = [{"trainer/best_epoch": e} for e in (4, 6, 9)]  # 5, 7 and 10 epochs to the best checkpoint
     assert refit.refit_epochs({"folds": folds}) == 7

@@ -23,8 +23,9 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab import runs
+from hyperlab.config.cli import CONF_DIR, compose_with_hydra
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = CONF_DIR.parent  # the project: train.py and conf/
 NOT_RECIPE = ("trial.", "hydra.")  # per-job bookkeeping of the sweeper, not part of what was trained
 NOT_GROUPS = ("hydra", "hparams_search", "experiment", "local")  # their values come through the difference
 EXPERIMENT = "selected_refit"  # the name the refit composes its experiment file under
@@ -38,8 +39,6 @@ def recipe(job_dir: Path) -> list[str]:
 
 def compose(overrides: list[str], searchpath: list[str]) -> DictConfig:
     """The training config (with its `hydra` node) that `python train.py OVERRIDES` would run."""
-    from hyperlab.config.cli import compose_with_hydra
-
     path = [f"hydra.searchpath=[{','.join(searchpath)}]"] if searchpath else []
     return compose_with_hydra([*path, *overrides])
 

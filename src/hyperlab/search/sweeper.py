@@ -181,7 +181,7 @@ class OptunaSweep(Sweeper):
         winner's config with Hydra's compose API, which the running Hydra app cannot host. A refit already made
         is kept: `python -m hyperlab.select SWEEP_DIR --refit force` redoes it."""
         refit = "missing" if self.selection.get("refit", True) else "no"
-        command = [sys.executable, "-m", "hyperlab.search.select", str(sweep_dir), "--refit", refit]
+        command = [sys.executable, "-m", "hyperlab.select", str(sweep_dir), "--refit", refit]
         if subprocess.run(command).returncode != 0:
             raise SystemExit(f"error: the selection or refit of {sweep_dir} failed (command: {' '.join(command)})")
 

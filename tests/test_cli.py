@@ -262,7 +262,7 @@ def test_runs_started_in_the_same_second_get_different_directories(tmp_path):
     [
         (
             ["model=cnn", "data=breast_cancer"],
-            r"model=cnn needs image data of shape \(C, H, W\); this dataset gives \(30,\)",
+            r"model=cnn needs image data of shape \(C, H, W\) or signals \(C, L\); this dataset gives \(30,\)",
         ),
         (["model.activation=swish"], "model.activation='swish' is not one of: relu, leaky_relu, gelu, tanh, sigmoid"),
         (["+data.colour=red"], "unexpected keyword argument 'colour'"),

@@ -85,6 +85,7 @@ def test_every_in_memory_data_config_meets_the_data_contracts(name, make_cfg):
     assert datamodule.example_input().shape == (1, *datamodule.input_shape)
     assert set(datamodule.splits) == set(datamodule.indices) == {"train", "val", "test"}
     assert len(datamodule.train_targets) == len(datamodule.indices["train"])
+    assert datamodule.split_sizes() == {name: len(rows) for name, rows in datamodule.indices.items()}
 
 
 def test_the_token_data_module_meets_the_data_contract(tmp_path, make_cfg):
@@ -97,6 +98,8 @@ def test_the_token_data_module_meets_the_data_contract(tmp_path, make_cfg):
     assert datamodule.task == "language_model" and datamodule.vocab_size == 256
     assert datamodule.example_input().shape == (1, *datamodule.input_shape)
     assert not isinstance(datamodule, TensorSplits)  # a token stream: the in-memory analyses refuse it
+    tokens = {split: counts["tokens"] for split, counts in datamodule.manifest["splits"].items()}
+    assert datamodule.split_sizes() == {split: (n - 1) // datamodule.context for split, n in tokens.items()}
 
 
 def test_a_data_module_without_its_facts_breaks_the_contract():
@@ -106,6 +109,8 @@ def test_a_data_module_without_its_facts_breaks_the_contract():
         def setup(self, stage=None): ...
 
         def example_input(self): ...
+
+        def split_sizes(self): ...
 
     assert not isinstance(Bare(), DataModule)
     assert missing(Bare(), DataModule) == ["input_shape", "num_classes", "task", "vocab_size"]

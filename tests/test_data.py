@@ -394,3 +394,57 @@ def test_bad_refit_and_outer_fold_settings_are_refused_before_training(make_cfg,
 
     with pytest.raises(ConfigError, match=message):
         check(make_cfg(*overrides))
+
+
+# --- given splits: a dataset's own train/test split kept row for row ----------------------------------------------
+
+
+def given_digits(with_val: bool = False):
+    """digits' first 1000 rows as the given train split, the rest as test (and 150 rows as val when asked)."""
+    x, y = load_digits(return_X_y=True)
+    splits = {"train": (x[:1000], y[:1000]), "test": (x[1000:], y[1000:])}
+    if with_val:
+        splits = {"train": (x[:850], y[:850]), "val": (x[850:1000], y[850:1000]), "test": (x[1000:], y[1000:])}
+    return lambda: splits
+
+
+def test_a_given_test_split_is_kept_row_for_row_and_val_is_drawn_from_train():
+    x, _ = load_digits(return_X_y=True)
+    dm = ArrayDataModule(given_digits(), normalize=False)
+    dm.setup()
+    assert np.array_equal(dm.indices["test"], np.arange(1000, 1797))  # every given test row, in order
+    assert torch.equal(dm.splits["test"].tensors[0], torch.as_tensor(x[1000:], dtype=torch.float32))
+    assert len(dm.indices["val"]) == 100 and len(dm.indices["train"]) == 900  # data.val_fraction of the given train
+    assert set(dm.indices["val"]) | set(dm.indices["train"]) == set(range(1000))
+    assert dm.split_sizes() == {"train": 900, "val": 100, "test": 797}
+
+
+def test_a_given_val_split_is_kept_too():
+    dm = ArrayDataModule(given_digits(with_val=True), normalize=False)
+    dm.setup()
+    assert [list(dm.indices[s]) for s in ("train", "val", "test")] == [
+        list(range(850)),
+        list(range(850, 1000)),
+        list(range(1000, 1797)),
+    ]
+
+
+def test_folds_refit_and_outer_folds_work_over_the_rows_not_given_as_test():
+    folds = [ArrayDataModule(given_digits(), num_folds=4, fold=k) for k in range(4)]
+    for dm in folds:
+        dm.setup()
+        assert np.array_equal(dm.indices["test"], np.arange(1000, 1797))
+    assert np.array_equal(np.sort(np.concatenate([f.indices["val"] for f in folds])), np.arange(1000))
+    refit = ArrayDataModule(given_digits(), refit=True)
+    refit.setup()
+    assert np.array_equal(refit.indices["train"], np.arange(1000)) and len(refit.indices["val"]) == 0
+    outer = [ArrayDataModule(given_digits(), outer_folds=4, outer_fold=k) for k in range(4)]
+    for dm in outer:
+        dm.setup()
+    assert np.array_equal(np.sort(np.concatenate([o.indices["test"] for o in outer])), np.arange(1000))
+
+
+def test_a_mapping_without_a_test_split_is_refused():
+    x, y = load_digits(return_X_y=True)
+    with pytest.raises(ValueError, match="a mapping of given splits has keys train and test"):
+        ArrayDataModule(lambda: {"train": (x, y), "holdout": (x, y)}).setup()

@@ -174,6 +174,28 @@ def test_bad_layer_choices_name_the_key_and_the_allowed_values(kwargs, message):
 
 def test_cnn_rejects_tabular_input():
     with pytest.raises(
-        ValueError, match=r"model=cnn needs image data of shape \(C, H, W\); this dataset gives \(30,\)"
+        ValueError,
+        match=r"model=cnn needs image data of shape \(C, H, W\) or signals \(C, L\); this dataset gives \(30,\)",
     ):
         CNN((30,), 2)
+
+
+def test_signals_of_shape_c_l_reach_every_family_without_an_image_disguise():
+    signal = torch.randn(5, 2, 40)  # (B, C, L): 2 channels of 40 steps
+    for make in (MLP, CNN, ResNet, Transformer, LSTM):
+        assert make((2, 40), 7)(signal).shape == (5, 7), make.__name__
+    for make in (CNN, ResNet):  # 1-D layers, not a one-pixel-high image
+        net = make((2, 40), 7)
+        kinds = {type(m) for m in net.modules()}
+        assert nn.Conv1d in kinds and nn.Conv2d not in kinds and nn.BatchNorm1d in kinds
+        assert net.features(signal).ndim == 3
+    # the CNN halves the signal per stage: 40 -> 20 -> 10 with channels [32, 64]
+    assert CNN((2, 40), 7).features(signal).shape == (5, 64, 10)
+    # a sequence model reads a signal as L steps of C values: permuting time changes its output
+    lstm = LSTM((2, 40), 7).eval()
+    assert not torch.allclose(lstm(signal), lstm(signal.flip(-1)))
+
+
+def test_channels_last_is_refused_for_signals():
+    with pytest.raises(ValueError, match="model.channels_last is a layout of images"):
+        CNN((2, 40), 7, channels_last=True)

@@ -62,6 +62,7 @@ def test_metrics_json_holds_the_contract(run_dir):
     assert metrics["model/params"] == (64 * 256 + 256) + (256 * 256 + 256) + (256 * 10 + 10)
     assert metrics["model/flops"] == 2 * (64 * 256 + 256 * 256 + 256 * 10)  # a multiply-add is 2 FLOPs
     assert metrics["memory/peak_mb"] > 0
+    assert (metrics["data/train_rows"], metrics["data/val_rows"], metrics["data/test_rows"]) == (1257, 180, 360)
     assert metrics["test/acc"] > 0.9 and metrics["val/acc"] > 0.9
     assert metrics["versions"]["torch"] == torch.__version__
     assert metrics["git"]["commit"] is None or len(metrics["git"]["commit"]) == 40

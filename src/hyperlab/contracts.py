@@ -91,6 +91,11 @@ class DataModule(Protocol):
         """One training sample as a batch of one (B=1): the network's FLOPs are counted on it."""
         ...
 
+    def split_sizes(self) -> dict[str, int]:
+        """Samples per split after setup (rows; for a token stream its whole context windows): metrics.json
+        records them as data/train_rows, data/val_rows, data/test_rows."""
+        ...
+
 
 @runtime_checkable
 class TensorSplits(Protocol):

@@ -13,8 +13,9 @@ from hyperlab.errors import ConfigError
 from hyperlab.training.supervised import classification_metrics
 
 
-def write_predictions(path: Path, indices, targets: torch.Tensor, probs: torch.Tensor) -> None:
-    """One row per test sample: index, target, prediction and, for classifiers, each class probability."""
+def write_predictions(path: Path, indices, targets: torch.Tensor, probs: torch.Tensor, names=None) -> None:
+    """One row per test sample: index, target, prediction and, for classifiers, each class probability; with
+    `names` (labels that were strings, e.g. a table's) the target, prediction and columns by class name."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         if probs.ndim == 1:  # regression: the prediction itself (standardised units, as the target)
@@ -24,9 +25,11 @@ def write_predictions(path: Path, indices, targets: torch.Tensor, probs: torch.T
                 for i, t, p in zip(indices, targets.tolist(), probs.tolist(), strict=True)
             )
             return
-        writer.writerow(["index", "target", "prediction", *(f"prob_{c}" for c in range(probs.shape[1]))])
+        label = names.__getitem__ if names else (lambda c: c)
+        writer.writerow(["index", "target", "prediction", *(f"prob_{label(c)}" for c in range(probs.shape[1]))])
         for index, target, p in zip(indices, targets.tolist(), probs.tolist(), strict=True):
-            writer.writerow([int(index), target, max(range(len(p)), key=p.__getitem__), *(f"{v:.6f}" for v in p)])
+            predicted = max(range(len(p)), key=p.__getitem__)
+            writer.writerow([int(index), label(target), label(predicted), *(f"{v:.6f}" for v in p)])
 
 
 def ensemble_members(run_dir: Path, top_k: int, rank_by: str) -> list[str]:
@@ -63,7 +66,8 @@ def evaluate(cfg: DictConfig) -> dict:
         if cfg.predict and module.task != "language_model":  # (windows, vocab, 64) per-character probabilities
             probs = torch.cat(trainer.predict(module, datamodule=datamodule))
             targets = datamodule.splits["test"].tensors[1]
-            write_predictions(output_dir / "predictions.csv", datamodule.indices["test"], targets, probs)
+            names = getattr(datamodule, "class_names", None)
+            write_predictions(output_dir / "predictions.csv", datamodule.indices["test"], targets, probs, names)
     metrics.update({"ckpt_path": str(cfg.ckpt_path), **runs.provenance(Path(cfg.paths.root_dir))})
     runs.write_metrics(output_dir, metrics)
     return metrics
@@ -85,5 +89,6 @@ def evaluate_ensemble(trainer, paths: list[str], predictions_dir: Path | None) -
     majority = torch.nn.functional.one_hot(votes, num_classes).sum(0).argmax(1)
     metrics["test/vote_acc"] = (majority == targets).float().mean().item()
     if predictions_dir is not None:
-        write_predictions(predictions_dir / "predictions.csv", datamodule.indices["test"], targets, probs)
+        names = getattr(datamodule, "class_names", None)
+        write_predictions(predictions_dir / "predictions.csv", datamodule.indices["test"], targets, probs, names)
     return {**metrics, "members": members}

@@ -86,6 +86,7 @@ def train_once(cfg: DictConfig) -> dict:
     metrics.update(
         {
             "ckpt/resumed_from": ckpt_path,
+            **{f"data/{split}_rows": rows for split, rows in datamodule.split_sizes().items()},
             **runs.provenance(Path(cfg.paths.root_dir)),
             **getattr(datamodule, "provenance", {}),  # token data: its files, their hash, token and byte counts
         }

@@ -249,6 +249,14 @@ def weight_files_exist(cfg: DictConfig) -> None:
         raise ConfigError("finetune.unfreeze_at_epoch unfreezes a frozen backbone: set finetune.freeze_backbone=true")
 
 
+def data_files_exist(cfg: DictConfig) -> None:
+    """A table's or an image folder's files (data=table, data=images), before anything is read."""
+    for key in ("data.path", "data.test_path", "data.val_path"):
+        path = _select(cfg, key)
+        if isinstance(path, str) and not Path(path).exists():
+            raise ConfigError(f"{key}={path!r}: no such file or folder")
+
+
 def testing_needs_a_test_split(cfg: DictConfig) -> None:
     if cfg.get("test") and _select(cfg, "data.test_fraction") == 0:
         raise ConfigError("data.test_fraction=0 leaves no test split: set data.test_fraction > 0 or test=false")
@@ -280,6 +288,7 @@ CROSS_KEY_CHECKS = [
     manual_optimisation_applies_its_knobs,
     clipping_fits_the_precision,
     weight_files_exist,
+    data_files_exist,
     testing_needs_a_test_split,
     checkpoint_to_start_from,
 ]

@@ -1,6 +1,7 @@
 """ArrayDataModule: a dataset that fits in memory as arrays, split, preprocessed and served from tensors."""
 
 import dataclasses
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from hyperlab.data import preprocess
 from hyperlab.data.batches import EpochSeededSampler, TensorBatches
-from hyperlab.data.splits import Split, split_rows
+from hyperlab.data.splits import Split, given_split, split_rows
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Preprocessing:
     outlier_fraction: float = 0.05
     sampler: str | None = None
     smooth_sigma: float = 0.0
+    encode: Callable | None = None  # a table's encoder factory (hyperlab.data.table.encoder), fitted on train rows
     cache_dir: str | None = None  # where the result is kept; not part of it
 
 
@@ -45,6 +47,17 @@ class Loading:
     pin_memory: bool = False
     persistent_workers: bool = False
     prefetch_factor: int | None = None
+
+
+def described(function: Callable) -> str:
+    """A loader or encoder as the same text in every process: its dotted name and arguments (a `repr` would
+    carry the function's memory address, and the cache key with it)."""
+    if isinstance(function, functools.partial):
+        arguments = [*map(repr, function.args), *(f"{k}={v!r}" for k, v in sorted(function.keywords.items()))]
+        return f"{described(function.func)}({', '.join(arguments)})"
+    name = getattr(function, "__qualname__", "<unnamed>")
+    # a lambda or a local function has no name to import by: its repr (address included) keeps it apart
+    return repr(function) if "<" in name else f"{function.__module__}.{name}"
 
 
 def grouped(settings: dict, *groups: type) -> list:
@@ -91,7 +104,8 @@ class ArrayDataModule(L.LightningDataModule):
         del p["cache_dir"]
         p["image_shape"] = list(p["image_shape"]) if p["image_shape"] else None
         p["sampler"] = None if self.weighted else p["sampler"]  # weighted only changes the order
-        return {"load": repr(self.load), "task": self.task, **dataclasses.asdict(self.split), **p}
+        p["encode"] = described(p["encode"]) if p["encode"] else None
+        return {"load": described(self.load), "task": self.task, **dataclasses.asdict(self.split), **p}
 
     # --- building the splits -------------------------------------------------------------------------------------
 
@@ -109,7 +123,7 @@ class ArrayDataModule(L.LightningDataModule):
                 cache.with_suffix(".tmp").replace(cache)  # atomic: a crash never leaves half a cache file
         self.indices = {name: index.numpy() for name, index in state["indices"].items()}
         self.splits = {name: TensorDataset(*tensors) for name, tensors in state["splits"].items()}
-        self.num_classes = state["num_classes"]
+        self.num_classes, self.class_names = state["num_classes"], state.get("class_names")
         self.input_shape = tuple(self.splits["train"].tensors[0].shape[1:])
         self.vocab_size = self.num_classes if self.task == "language_model" else None
 
@@ -121,13 +135,16 @@ class ArrayDataModule(L.LightningDataModule):
 
     def _preprocess(self) -> dict:
         p, seed = self.preprocessing, self.split.split_seed
-        x, y, *rest = (np.asarray(a) for a in self.load())
+        (x, y, *rest), given = given_split(self.load())
+        y, class_names = preprocess.class_codes(y, self.task)
         weights = rest[0].astype(np.float32) if rest else None
         keep = preprocess.clean(x, y, p.drop_nan_rows, p.drop_duplicates)
         if p.imbalance is not None:
             keep = keep[preprocess.make_imbalanced(y[keep], p.imbalance, seed)]
-        x, y, weights = x[keep], y[keep], None if weights is None else weights[keep]
-        indices = split_rows(y, self.split, contiguous=self.task == "language_model")
+        x, y, weights = preprocess.take(x, keep), y[keep], None if weights is None else weights[keep]
+        given = None if given is None else given[keep]
+        indices = split_rows(y, self.split, self.task == "language_model", given)
+        x = preprocess.encode(x, indices["train"], p.encode)  # a table's columns, fitted on train rows only
         if p.outliers:
             train = indices["train"]
             indices["train"] = train[preprocess.remove_outliers(x[train], p.outliers, p.outlier_fraction, seed)]
@@ -147,7 +164,7 @@ class ArrayDataModule(L.LightningDataModule):
         self._normalise_and_smooth(tensors)
         num_classes = 1 if self.task == "regression" else int(y.max()) + 1
         indices = {name: torch.as_tensor(index) for name, index in indices.items()}
-        return {"indices": indices, "splits": tensors, "num_classes": num_classes}
+        return {"indices": indices, "splits": tensors, "num_classes": num_classes, "class_names": class_names}
 
     def _normalise_and_smooth(self, tensors: dict[str, list[Tensor]]) -> None:
         if self.preprocessing.normalize:
@@ -177,6 +194,9 @@ class ArrayDataModule(L.LightningDataModule):
         random_order = (self.loading.shuffle or self.weighted) and not overfit
         sampler = EpochSeededSampler(len(data), self.loading.shuffle_seed, weights) if random_order else None
         return self._loader(data, sampler)
+
+    def split_sizes(self) -> dict[str, int]:
+        return {name: len(data) for name, data in self.splits.items()}
 
     def example_input(self) -> Tensor:
         """One training sample as a batch of one (B=1), e.g. to count the network's FLOPs."""

@@ -8,10 +8,14 @@ keep every row: a model is scored on the data as it comes), then standardisation
 import numpy as np
 
 
-def clean(x: np.ndarray, y: np.ndarray, drop_nan_rows: bool, drop_duplicates: bool) -> np.ndarray:
+def clean(x, y: np.ndarray, drop_nan_rows: bool, drop_duplicates: bool) -> np.ndarray:
     """Indices of the rows to keep: rows with a NaN anywhere (features or target), then repeated feature rows
-    (the first one stays)."""
+    (the first one stays). `x` is an array, or a pandas frame of a table (data=table)."""
     keep = np.arange(len(x))
+    if is_frame(x):
+        if drop_nan_rows:
+            keep = keep[~x.isna().any(axis=1).to_numpy()]
+        return keep[~x.iloc[keep].duplicated().to_numpy()] if drop_duplicates else keep
     if drop_nan_rows:
         finite = ~np.isnan(x.reshape(len(x), -1)).any(1) & ~np.isnan(y.reshape(len(y), -1).astype(float)).any(1)
         keep = keep[finite]
@@ -19,6 +23,43 @@ def clean(x: np.ndarray, y: np.ndarray, drop_nan_rows: bool, drop_duplicates: bo
         _, first = np.unique(x[keep].reshape(len(keep), -1), axis=0, return_index=True)
         keep = keep[np.sort(first)]
     return keep
+
+
+def is_frame(x) -> bool:
+    return hasattr(x, "iloc")
+
+
+def take(x, rows: np.ndarray):
+    """Rows of an array or of a pandas frame."""
+    return x.iloc[rows].reset_index(drop=True) if is_frame(x) else x[rows]
+
+
+def encode(x, train: np.ndarray, make_encoder) -> np.ndarray:
+    """Features as float32: a table's columns through `make_encoder(train rows)` (a scikit-learn transformer)
+    fitted on the train split's rows only, then applied to every row."""
+    if make_encoder is None:
+        return x.to_numpy(dtype=np.float32) if is_frame(x) else x
+    encoder = make_encoder(take(x, train))
+    encoder.fit(take(x, train))
+    return np.asarray(encoder.transform(x), dtype=np.float32)
+
+
+def class_codes(y: np.ndarray, task: str) -> tuple[np.ndarray, list[str] | None]:
+    """Class labels that are not integers (strings, e.g. "yes" / "no") as codes 0..k-1 in sorted order, with the
+    names; numeric labels and regression targets pass through."""
+    y = np.asarray(y)
+    if task == "regression":
+        if not np.issubdtype(y.dtype, np.number):
+            example = next((v for v in y if not isinstance(v, (int, float))), y[0])
+            raise ValueError(
+                f"the target holds non-numbers (e.g. {example!r}) but data.task={task}: use "
+                "data.task=classification, or a numeric target (data.target for data=table)"
+            )
+        return y, None
+    if task != "classification" or np.issubdtype(y.dtype, np.number):
+        return y, None
+    names, codes = np.unique(np.asarray(y).astype(str), return_inverse=True)
+    return codes, [str(n) for n in names]
 
 
 def make_imbalanced(y: np.ndarray, ratio: float, seed: int) -> np.ndarray:

@@ -293,6 +293,11 @@ class TokenDataModule(L.LightningDataModule):
             "data/bytes": {split: c["bytes"] for split, c in splits.items()},
         }
 
+    def split_sizes(self) -> dict[str, int]:
+        """Whole context windows per split (a window's targets reach one token past it)."""
+        splits = self.manifest["splits"]
+        return {split: max(0, (c["tokens"] - 1) // self.context) for split, c in splits.items()}
+
     def example_input(self) -> Tensor:
         return torch.from_numpy(self.shards["train"][: self.context].astype(np.int64))[None]
 

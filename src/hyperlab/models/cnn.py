@@ -6,9 +6,9 @@ from hyperlab.models import layers
 
 
 class CNN(nn.Module):
-    """A small conv net for small images: per entry of `channels`, conv3x3 -> norm -> activation -> 2x2 max-pool
-    (the pool is skipped once the map is 1 pixel wide), then global average pooling, dropout and a linear head.
-    """
+    """A small conv net for small images (C, H, W) or signals (C, L): per entry of `channels`, a 3-wide conv ->
+    norm -> activation -> 2-wide max-pool (skipped once the map is 1 wide), then global average pooling, dropout and
+    a linear head. Signals get the same layers in 1-D."""
 
     def __init__(
         self,
@@ -23,22 +23,22 @@ class CNN(nn.Module):
         channels_last: bool = False,
     ):
         super().__init__()
-        in_channels, height, _ = layers.check_image(in_shape, "cnn")
+        in_channels, size, dims = layers.check_grid(in_shape, "cnn")
         blocks: list[nn.Module] = []
         for out_channels in channels:
             blocks += [
-                nn.Conv2d(in_channels, out_channels, 3, padding=1),
-                layers.norm_2d(norm, out_channels),
+                layers.CONV[dims](in_channels, out_channels, 3, padding=1),
+                layers.conv_norm(norm, out_channels, dims),
                 layers.activation(activation),
             ]
-            if height > 1:
-                blocks.append(nn.MaxPool2d(2))
-                height //= 2
+            if size > 1:
+                blocks.append(layers.MAX_POOL[dims](2))
+                size //= 2
             in_channels = out_channels
         self.features = nn.Sequential(*blocks)
-        self.head = layers.pooled_head(in_channels, num_classes, dropout)
+        self.head = layers.pooled_head(in_channels, num_classes, dropout, dims)
         layers.finish(self, init, activation, spectral_norm)
-        self.memory_format = layers.memory_format(self, channels_last)
+        self.memory_format = layers.memory_format(self, channels_last, dims)
 
-    def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, num_classes) logits
+    def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) or (B, C, L) -> (B, num_classes) logits
         return self.head(self.features(x.contiguous(memory_format=self.memory_format)))

@@ -21,21 +21,29 @@ def norm_1d(name: str, features: int) -> nn.Module:
     return {"none": nn.Identity, "batch": nn.BatchNorm1d, "layer": nn.LayerNorm}[kind](features)
 
 
-def norm_2d(name: str, channels: int) -> nn.Module:
+# The conv nets' layers by the number of spatial dimensions: 1 for a signal (C, L), 2 for an image (C, H, W).
+CONV = {1: nn.Conv1d, 2: nn.Conv2d}
+MAX_POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d}
+BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
+AVERAGE_POOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d}
+
+
+def conv_norm(name: str, channels: int, dims: int = 2) -> nn.Module:
     kind = choose("model.norm", name, NORMS)
-    if kind == "layer":  # layer norm over (C, H, W) of each sample == group norm with one group
+    if kind == "layer":  # layer norm over (C, ...) of each sample == group norm with one group
         return nn.GroupNorm(1, channels)
-    return nn.Identity() if kind == "none" else nn.BatchNorm2d(channels)
+    return nn.Identity() if kind == "none" else BATCH_NORM[dims](channels)
 
 
-def check_image(in_shape, model: str) -> tuple[int, int, int]:
-    """(C, H, W) of an image input, or a clear error for tabular data."""
-    if len(in_shape) != 3:
+def check_grid(in_shape, model: str) -> tuple[int, int, int]:
+    """(channels, first spatial size, spatial dims) of a signal (C, L) or an image (C, H, W); a clear error for
+    tabular data."""
+    if len(in_shape) not in (2, 3):
         raise ValueError(
-            f"model={model} needs image data of shape (C, H, W); this dataset gives {tuple(in_shape)}. "
-            "Use data=digits or model=mlp."
+            f"model={model} needs image data of shape (C, H, W) or signals (C, L); this dataset gives "
+            f"{tuple(in_shape)}. Use data=digits or model=mlp."
         )
-    return tuple(in_shape)
+    return in_shape[0], in_shape[1], len(in_shape) - 1
 
 
 def initialize(net: nn.Module, scheme: str, activation_name: str) -> None:
@@ -46,7 +54,7 @@ def initialize(net: nn.Module, scheme: str, activation_name: str) -> None:
     # kaiming's gain follows the activation; leaky_relu uses PyTorch's default slope 0.01.
     nonlinearity = activation_name if activation_name in ("relu", "leaky_relu", "tanh", "sigmoid") else "relu"
     for module in net.modules():
-        if isinstance(module, (nn.Linear, nn.Conv2d, nn.LSTM)):
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.LSTM)):
             for name, parameter in module.named_parameters(recurse=False):
                 if name.startswith("bias"):
                     nn.init.zeros_(parameter)
@@ -59,9 +67,10 @@ def initialize(net: nn.Module, scheme: str, activation_name: str) -> None:
                     nn.init.orthogonal_(parameter, gain=math.sqrt(2.0) if nonlinearity == "relu" else 1.0)
 
 
-def pooled_head(channels: int, num_classes: int, dropout: float) -> nn.Sequential:
+def pooled_head(channels: int, num_classes: int, dropout: float, dims: int = 2) -> nn.Sequential:
     """The conv nets' classifier: global average pooling, dropout, a linear layer."""
-    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, num_classes))
+    pool = AVERAGE_POOL[dims](1)
+    return nn.Sequential(pool, nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, num_classes))
 
 
 def finish(net: nn.Module, init: str, activation_name: str, spectral: bool) -> None:
@@ -71,11 +80,13 @@ def finish(net: nn.Module, init: str, activation_name: str, spectral: bool) -> N
         spectral_norm(net)
 
 
-def memory_format(net: nn.Module, channels_last: bool) -> torch.memory_format:
+def memory_format(net: nn.Module, channels_last: bool, dims: int = 2) -> torch.memory_format:
     """The layout a conv net computes in. Channels-last (NHWC) lets cuDNN use tensor-core kernels without
     transposing every activation; the kernels are converted here and keep the layout through `.to(device)`."""
     if not channels_last:
         return torch.contiguous_format
+    if dims != 2:
+        raise ValueError("model.channels_last is a layout of images (N, C, H, W): this dataset gives signals (C, L)")
     net.to(memory_format=torch.channels_last)
     return torch.channels_last
 
@@ -84,7 +95,7 @@ def spectral_norm(net: nn.Module) -> None:
     """Constrain every Linear/Conv weight to spectral norm 1 (torch's parametrization, one power iteration per
     forward): a Lipschitz bound on the network, used for GAN critics and calibrated classifiers."""
     for module in list(net.modules()):
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
             nn.utils.parametrizations.spectral_norm(module)
 
 
@@ -100,14 +111,20 @@ def sequence_shape(in_shape: tuple[int, ...]) -> tuple[int, int]:
     if len(in_shape) == 3:
         channels, height, width = in_shape
         return height, channels * width
+    if len(in_shape) == 2:  # a signal (C, L): L steps of C values
+        return in_shape[1], in_shape[0]
     if len(in_shape) == 1:
         return in_shape[0], 1
-    raise ValueError(f"sequence models read images (C, H, W), tables (F,) or token ids; got shape {tuple(in_shape)}")
+    raise ValueError(
+        f"sequence models read images (C, H, W), signals (C, L), tables (F,) or token ids; got shape {tuple(in_shape)}"
+    )
 
 
 def to_steps(x: Tensor) -> Tensor:
-    """(B, C, H, W) -> (B, H, C*W) rows; (B, F) -> (B, F, 1). See `sequence_shape`."""
-    return x.permute(0, 2, 1, 3).flatten(2) if x.ndim == 4 else x.unsqueeze(-1)
+    """(B, C, H, W) -> (B, H, C*W) rows; (B, C, L) -> (B, L, C); (B, F) -> (B, F, 1). See `sequence_shape`."""
+    if x.ndim == 4:
+        return x.permute(0, 2, 1, 3).flatten(2)
+    return x.transpose(1, 2) if x.ndim == 3 else x.unsqueeze(-1)
 
 
 class Readout(nn.Module):

@@ -6,22 +6,23 @@ from hyperlab.models import layers
 
 
 class ResidualBlock(nn.Module):
-    """conv3x3 -> norm -> act -> conv3x3 -> norm, plus the input (1x1-projected when the shape changes), -> act."""
+    """conv3 -> norm -> act -> conv3 -> norm, plus the input (1-wide-projected when the shape changes), -> act;
+    2-D convolutions for images, 1-D for signals (`dims`)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, norm: str, activation: str):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, norm: str, activation: str, dims: int = 2):
         super().__init__()
+        conv = layers.CONV[dims]
         self.body = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
-            layers.norm_2d(norm, out_channels),
+            conv(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+            layers.conv_norm(norm, out_channels, dims),
             layers.activation(activation),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-            layers.norm_2d(norm, out_channels),
+            conv(out_channels, out_channels, 3, padding=1, bias=False),
+            layers.conv_norm(norm, out_channels, dims),
         )
         self.shortcut = nn.Identity()
         if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), layers.norm_2d(norm, out_channels)
-            )
+            projection = conv(in_channels, out_channels, 1, stride=stride, bias=False)
+            self.shortcut = nn.Sequential(projection, layers.conv_norm(norm, out_channels, dims))
         self.act = layers.activation(activation)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -29,9 +30,9 @@ class ResidualBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    """A small residual network for small images (8x8 digits, 28x28): a conv3x3 stem, then one stage per entry
-    of `channels` with `blocks` residual blocks each (every stage after the first halves the map while it is
-    wider than 1 pixel), global average pooling, dropout and a linear head."""
+    """A small residual network for small images (8x8 digits, 28x28) or signals (C, L): a 3-wide conv stem, then
+    one stage per entry of `channels` with `blocks` residual blocks each (every stage after the first halves the
+    map while it is wider than 1), global average pooling, dropout and a linear head; 1-D layers for signals."""
 
     def __init__(
         self,
@@ -49,20 +50,23 @@ class ResNet(nn.Module):
         super().__init__()
         if not channels:  # (model.blocks >= 1 is a config rule)
             raise ValueError("model.channels must be non-empty")
-        in_channels, width, _ = layers.check_image(in_shape, "resnet")
-        stem = [nn.Conv2d(in_channels, channels[0], 3, padding=1, bias=False), layers.norm_2d(norm, channels[0])]
+        in_channels, width, dims = layers.check_grid(in_shape, "resnet")
+        stem = [
+            layers.CONV[dims](in_channels, channels[0], 3, padding=1, bias=False),
+            layers.conv_norm(norm, channels[0], dims),
+        ]
         stages: list[nn.Module] = [*stem, layers.activation(activation)]
         in_channels = channels[0]
         for i, out_channels in enumerate(channels):
             stride = 2 if i > 0 and width > 1 else 1
             width = (width + 1) // 2 if stride == 2 else width
             for b in range(blocks):
-                stages.append(ResidualBlock(in_channels, out_channels, stride if b == 0 else 1, norm, activation))
+                stages.append(ResidualBlock(in_channels, out_channels, stride if b == 0 else 1, norm, activation, dims))
                 in_channels = out_channels
         self.features = nn.Sequential(*stages)
-        self.head = layers.pooled_head(in_channels, num_classes, dropout)
+        self.head = layers.pooled_head(in_channels, num_classes, dropout, dims)
         layers.finish(self, init, activation, spectral_norm)
-        self.memory_format = layers.memory_format(self, channels_last)
+        self.memory_format = layers.memory_format(self, channels_last, dims)
 
-    def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, num_classes) logits
+    def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) or (B, C, L) -> (B, num_classes) logits
         return self.head(self.features(x.contiguous(memory_format=self.memory_format)))

@@ -1,0 +1,134 @@
+"""data=table: a user's CSV / Parquet / JSON-lines file with string categories and missing values."""
+
+import csv
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from hyperlab.builders import build_module
+from hyperlab.config.rules import check
+from hyperlab.errors import ConfigError
+from hyperlab.evaluate import write_predictions
+from hyperlab.train import train
+
+
+def write(frame: pd.DataFrame, path) -> str:
+    {
+        ".csv": lambda: frame.to_csv(path, index=False),
+        ".parquet": lambda: frame.to_parquet(path),
+        ".jsonl": lambda: frame.to_json(path, orient="records", lines=True),
+    }[path.suffix]()
+    return str(path)
+
+
+def churn(n: int = 600, seed: int = 0) -> pd.DataFrame:
+    """A label carried by a string category (colour == red) and a number (size > 1), 5% of cells missing."""
+    rng = np.random.default_rng(seed)
+    colour = rng.choice(["red", "green", "blue", "black"], n)
+    size = rng.normal(0, 1, n)
+    frame = pd.DataFrame(
+        {"colour": colour, "size": size, "label": np.where((colour == "red") | (size > 1), "yes", "no")}
+    )
+    for column in ("colour", "size"):
+        frame.loc[rng.random(n) < 0.05, column] = None
+    return frame
+
+
+def datamodule(make_cfg, path, *overrides):
+    dm = instantiate(make_cfg("data=table", f"data.path={path}", "data.target=label", *overrides).data)
+    dm.setup()
+    return dm
+
+
+def test_categories_and_missing_values_reach_the_model_as_documented(make_cfg, tmp_path):
+    dm = datamodule(make_cfg, write(churn(), tmp_path / "t.csv"), "data.normalize=false")
+    # size (1) + its missing indicator (1) + colour one-hot over black, blue, green, red and "missing" (5)
+    assert dm.input_shape == (7,)
+    assert dm.class_names == ["no", "yes"] and dm.num_classes == 2
+    x = dm.splits["train"].tensors[0]
+    assert torch.all(x[:, 2:].sum(1) == 1)  # exactly one colour level per row, "missing" included
+
+
+def test_imputation_statistics_come_from_the_train_rows_only(make_cfg, tmp_path):
+    frame = pd.DataFrame(
+        {
+            "size": [1.0, 2.0, 3.0, None, 100.0, 100.0, None, 1.0, 2.0, 3.0],
+            "colour": ["a", "b", "a", "b", "zebra", "a", "b", "a", "b", "a"],
+            "label": ["x", "y", "x", "y", "x", "y", "x", "y", "x", "y"],
+            "split": ["train", "train", "train", "train", "test", "test", "test", "val", "val", "val"],
+        }
+    )
+    dm = datamodule(make_cfg, write(frame, tmp_path / "t.csv"), "data.split_column=split", "data.normalize=false")
+    test_x = dm.splits["test"].tensors[0]
+    assert test_x[:, 0].tolist() == [100.0, 100.0, 2.0]  # the missing size takes the train median (2.0), not 100
+    assert test_x[:, 1].tolist() == [0.0, 0.0, 1.0]  # the missing-value indicator
+    assert test_x[0, 2:].tolist() == [0.0, 0.0]  # "zebra", a level train never saw: all zeros
+    assert dm.split_sizes() == {"train": 4, "val": 3, "test": 3}
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_parquet_and_json_lines_read_as_the_csv_does(make_cfg, tmp_path, suffix):
+    frame = churn()
+    from_csv = datamodule(make_cfg, write(frame, tmp_path / "t.csv"))
+    other = datamodule(make_cfg, write(frame, tmp_path / f"t{suffix}"))
+    for split in ("train", "val", "test"):
+        assert torch.allclose(other.splits[split].tensors[0], from_csv.splits[split].tensors[0], atol=1e-6)
+        assert torch.equal(other.splits[split].tensors[1], from_csv.splits[split].tensors[1])
+
+
+def test_a_separate_test_file_is_the_test_split_row_for_row(make_cfg, tmp_path):
+    frame = churn(n=700)
+    train_path, test_path = write(frame[:500], tmp_path / "a.csv"), write(frame[500:], tmp_path / "b.csv")
+    dm = datamodule(make_cfg, train_path, f"data.test_path={test_path}")
+    assert len(dm.indices["test"]) == 200 and list(dm.indices["test"]) == list(range(500, 700))
+    labels = [dm.class_names[c] for c in dm.splits["test"].tensors[1]]
+    assert labels == list(frame["label"][500:])
+
+
+def test_string_labels_are_named_in_predictions(tmp_path):
+    probs = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    write_predictions(tmp_path / "p.csv", [3, 7], torch.tensor([0, 0]), probs, ["no", "yes"])
+    with open(tmp_path / "p.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["target"], r["prediction"]) for r in rows] == [("no", "no"), ("no", "yes")]
+    assert set(rows[0]) == {"index", "target", "prediction", "prob_no", "prob_yes"}
+
+
+def test_a_table_trains_end_to_end(make_cfg, tmp_path):
+    path = write(churn(n=1200), tmp_path / "t.csv")
+    train(make_cfg("data=table", f"data.path={path}", "data.target=label", "trainer.max_epochs=8"))
+    assert (
+        json.loads((tmp_path / "metrics.json").read_text())["test/acc"] > 0.85
+    )  # a rule on one category and one number
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.path=/nonexistent/t.csv"], "data.path='/nonexistent/t.csv': no such file or folder"),
+        (["data.target=colour_x"], "data.target='colour_x' is not a column; columns: colour, size, label"),
+        (["data.features=[colour,weight]"], r"data.features: \['weight'\] are not columns"),
+        (
+            ["data.task=regression", "data.stratify=false", "loss=mse", "optimized_metric=val/r2"],
+            "the target holds non-numbers .* but data.task=regression",
+        ),
+        (["data.split_column=colour"], r"data.split_column='colour' holds .*: allowed values train, val, test"),
+    ],
+)
+def test_bad_table_settings_name_the_key(make_cfg, tmp_path, overrides, message):
+    path = write(churn(), tmp_path / "t.csv")
+    cfg = make_cfg("data=table", f"data.path={path}", "data.target=label", *overrides)
+    with pytest.raises(ConfigError, match=message):
+        check(cfg)
+        build_module(cfg)
+
+
+def test_a_column_missing_in_every_train_row_is_refused(make_cfg, tmp_path):
+    frame = churn().assign(empty=None)
+    cfg = make_cfg("data=table", f"data.path={write(frame, tmp_path / 't.csv')}", "data.target=label")
+    with pytest.raises(ConfigError, match=r"data.features: column\(s\) \['empty'\] are missing in every train row"):
+        build_module(cfg)

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from hyperlab import runs
 from hyperlab.builders import load_module
+from hyperlab.contracts import TensorSplits
 from hyperlab.errors import ConfigError
 from hyperlab.training.supervised import classification_metrics
 
@@ -30,6 +31,13 @@ def write_predictions(path: Path, indices, targets: torch.Tensor, probs: torch.T
         for index, target, p in zip(indices, targets.tolist(), probs.tolist(), strict=True):
             predicted = max(range(len(p)), key=p.__getitem__)
             writer.writerow([int(index), label(target), label(predicted), *(f"{v:.6f}" for v in p)])
+
+
+def test_targets(datamodule) -> torch.Tensor:
+    """The test split's targets: from memory (TensorSplits), or read through the test loader (a streamed split)."""
+    if isinstance(datamodule, TensorSplits):
+        return datamodule.splits["test"].tensors[1]
+    return torch.cat([batch[1] for batch in datamodule.test_dataloader()])
 
 
 def ensemble_members(run_dir: Path, top_k: int, rank_by: str) -> list[str]:
@@ -65,7 +73,7 @@ def evaluate(cfg: DictConfig) -> dict:
         metrics = dict(trainer.test(module, datamodule=datamodule, verbose=False)[0])
         if cfg.predict and module.task != "language_model":  # (windows, vocab, 64) per-character probabilities
             probs = torch.cat(trainer.predict(module, datamodule=datamodule))
-            targets = datamodule.splits["test"].tensors[1]
+            targets = test_targets(datamodule)
             names = getattr(datamodule, "class_names", None)
             write_predictions(output_dir / "predictions.csv", datamodule.indices["test"], targets, probs, names)
     metrics.update({"ckpt_path": str(cfg.ckpt_path), **runs.provenance(Path(cfg.paths.root_dir))})
@@ -81,7 +89,7 @@ def evaluate_ensemble(trainer, paths: list[str], predictions_dir: Path | None) -
         datamodule, module = load_module(path)
         members.append({"ckpt_path": path, **trainer.test(module, datamodule=datamodule, verbose=False)[0]})
         member_probs.append(torch.cat(trainer.predict(module, datamodule=datamodule)))
-    targets = datamodule.splits["test"].tensors[1]
+    targets = test_targets(datamodule)
     probs = torch.stack(member_probs).mean(0)  # (members, N, C) -> (N, C)
     num_classes = probs.shape[1]
     metrics = {k: v.item() for k, v in classification_metrics(num_classes, "test/")(probs, targets).items()}

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.analysis import compression, robust
 from hyperlab.config.key_errors import key_errors
+from hyperlab.contracts import TensorSplits
 from hyperlab.errors import ConfigError
 from hyperlab.training import parametrization
 from hyperlab.training.checkpoints import check_matches, load_checkpoint, stored_config
@@ -31,6 +32,7 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
     check_task_options(
         datamodule.task, cfg.loss._target_, cfg.get("quantize"), cfg.get("adversarial"), cfg.get("interpret")
     )
+    check_in_memory_options(datamodule, cfg.loss, cfg.get("quantize"), cfg.get("adversarial"), cfg.get("interpret"))
     prepare_network(net, cfg.get("finetune") or {}, cfg.get("quantize"), cfg.get("compile", False), datamodule)
     regularization = cfg.get("regularization") or {}
     module = Supervised(
@@ -106,6 +108,25 @@ def check_task_options(task: str, loss_target: str, quantize, adversarial, inter
         raise ConfigError("interpret.samples attributes one logit per class: it needs loss=cross_entropy")
 
 
+def check_in_memory_options(datamodule, loss_cfg: DictConfig, quantize, adversarial, interpret) -> None:
+    """Options that read the splits as tensors in memory (hyperlab.contracts.TensorSplits), refused by name for a
+    data module that streams them (an image folder, a token corpus)."""
+    if isinstance(datamodule, TensorSplits):
+        return
+    wanted = {
+        "quantize": quantize,
+        "adversarial.attack": (adversarial or {}).get("attack"),
+        "interpret.samples": (interpret or {}).get("samples"),
+        "loss.class_weights": loss_cfg.get("class_weights"),
+    }
+    for key, value in wanted.items():
+        if value:
+            raise ConfigError(
+                f"{key}={value} reads the splits as tensors in memory; {type(datamodule).__name__} streams them "
+                "(it does not offer hyperlab.contracts.TensorSplits)"
+            )
+
+
 def prepare_network(net: torch.nn.Module, finetune, quantize: str | None, compile: bool, datamodule) -> None:
     """Warm start (finetune.init_from; the seeded init otherwise), the static-quantisation check, compile."""
     if finetune.get("init_from"):
@@ -151,7 +172,7 @@ def distillation_args(distill: DictConfig | None, net: torch.nn.Module, datamodu
     if not distill or not distill.get("teacher"):
         return {}
     _, teacher = load_module(distill.teacher)
-    sample = datamodule.splits["train"].tensors[0][:2]
+    sample = datamodule.example_input().repeat(2, *[1] * (len(datamodule.input_shape)))  # B=2: batch norm trains
     student_shape, teacher_shape = net(sample).shape, teacher.net(sample).shape
     if student_shape != teacher_shape:
         raise ConfigError(

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
+from hyperlab.data import augment as augmentation
 from hyperlab.data import preprocess
 from hyperlab.data.batches import EpochSeededSampler, TensorBatches
 from hyperlab.data.splits import Split, given_split, split_rows
@@ -237,11 +238,7 @@ class ArrayDataModule(L.LightningDataModule):
         }
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Augment training batches on the device they train on; val/test/predict batches pass untouched."""
-        if self.augment is None or self.trainer is None or not self.trainer.training:
-            return batch
-        x, *rest = batch
-        return (self.augment(x), *rest)
+        return augmentation.on_training_batches(self.augment, self.trainer, batch)
 
     @property
     def train_targets(self) -> Tensor:

@@ -64,3 +64,12 @@ class ImageAugmentation(nn.Module):
         if self.pipeline is None:
             self.prepare(x.shape[1:])
         return self.pipeline.to(x.device)(x)
+
+
+def on_training_batches(augment, trainer, batch: tuple):
+    """`batch` with its inputs augmented on the device they train on, for training batches only; val, test and
+    predict batches pass untouched (a data module's on_after_batch_transfer)."""
+    if augment is None or trainer is None or not trainer.training:
+        return batch
+    x, *rest = batch
+    return (augment(x), *rest)

@@ -1,0 +1,207 @@
+"""Image folders that need not fit in memory: one subfolder per class (or a CSV of path,label), decoded with Pillow
+in DataLoader workers and resized to `image_size`, or converted once into a memory-mapped uint8 shard.
+
+Images travel as uint8 (a quarter of float32's bytes through the workers' queues and to the device) and are
+normalised on the device with per-channel statistics of the train split. `convert=true` decodes every image once
+into `<cache_dir>/<key>/images.bin`, keyed by the files (names, sizes, modification times) and the decode settings,
+as the token shards are (hyperlab.data.tokens); later epochs and runs read the shard instead of decoding again.
+"""
+
+import csv
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from hyperlab.data import augment as augmentation
+from hyperlab.data.batches import EpochSeededSampler
+from hyperlab.data.splits import Split, split_rows
+
+SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+MODES = {1: "L", 3: "RGB"}  # data.channels -> Pillow's mode
+
+
+def list_images(path: str) -> tuple[list[Path], np.ndarray, list[str]]:
+    """(files, label codes, class names) of a folder of class subfolders, or of a CSV with columns path,label
+    (paths relative to the CSV's folder); files in sorted order, so the list is the same on every machine."""
+    root = Path(path)
+    if root.is_file():
+        with open(root, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if not rows or not {"path", "label"} <= set(rows[0]):
+            raise ValueError(f"data.path={path!r}: a CSV of images needs the columns path,label")
+        names = sorted({r["label"] for r in rows})
+        files = [root.parent / r["path"] for r in rows]
+        return files, np.array([names.index(r["label"]) for r in rows]), names
+    names = sorted(d.name for d in root.iterdir() if d.is_dir())
+    files, labels = [], []
+    for code, name in enumerate(names):
+        found = sorted(f for f in (root / name).rglob("*") if f.suffix.lower() in SUFFIXES)
+        files += found
+        labels += [code] * len(found)
+    if len(names) < 2 or not files:
+        raise ValueError(f"data.path={path!r}: expected one subfolder of images per class (at least two classes)")
+    return files, np.array(labels), names
+
+
+def decode(file: Path, size: Sequence[int], mode: str) -> np.ndarray:
+    """One image as uint8 (C, H, W): converted to `mode`, resized to `size` = (H, W) with bilinear filtering."""
+    from PIL import Image
+
+    with Image.open(file) as image:
+        pixels = np.array(image.convert(mode).resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
+    return np.ascontiguousarray(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
+
+
+class DecodedImages(Dataset):
+    """(uint8 image, label) decoded from its file at every access: the workers' job."""
+
+    def __init__(self, files: list[Path], labels: np.ndarray, size: Sequence[int], mode: str):
+        self.files, self.labels, self.size, self.mode = files, labels, tuple(size), mode
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        return torch.from_numpy(decode(self.files[i], self.size, self.mode)), int(self.labels[i])
+
+
+class ShardImages(Dataset):
+    """(uint8 image, label) read from the memory-mapped shard: a copy of its bytes, no decoding."""
+
+    def __init__(self, shard: np.memmap, labels: np.ndarray):
+        self.shard, self.labels = shard, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        return torch.from_numpy(np.array(self.shard[i])), int(self.labels[i])
+
+
+def write_shard(images: DecodedImages, folder: Path, workers: int) -> None:
+    """Decode every image once (in `workers` processes) into `images.bin`; the manifest, written last, marks a
+    whole shard, so a conversion killed half way is redone, never read."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shape = (len(images), len(images.mode), *images.size)
+    shard = np.lib.format.open_memmap(folder / "images.tmp.npy", mode="w+", dtype=np.uint8, shape=shape)
+    start = 0
+    for batch, _ in DataLoader(images, batch_size=64, num_workers=workers):
+        shard[start : start + len(batch)] = batch.numpy()
+        start += len(batch)
+    shard.flush()
+    del shard
+    (folder / "images.tmp.npy").replace(folder / "images.npy")
+    (folder / "manifest.json").write_text(json.dumps({"images": shape[0], "shape": list(shape[1:])}))
+
+
+def cache_key(files: list[Path], size: Sequence[int], mode: str) -> str:
+    """The files' names, sizes and modification times, and the decode settings: a changed image is a new key."""
+    digest = hashlib.sha256(json.dumps([list(size), mode]).encode())
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+class ImageFolderDataModule(L.LightningDataModule):
+    """Classification over an image folder; the split knobs are the in-memory module's (hyperlab.data.splits)."""
+
+    task = "classification"
+    vocab_size = None
+
+    def __init__(
+        self,
+        path: str,
+        image_size: Sequence[int] = (32, 32),
+        channels: int = 3,
+        convert: bool = False,
+        cache_dir: str = ".cache/images",
+        stats_samples: int = 1024,
+        batch_size: int = 64,
+        eval_batch_size: int = 256,
+        num_workers: int = 2,
+        pin_memory: bool = False,
+        persistent_workers: bool = True,
+        prefetch_factor: int | None = None,
+        shuffle_seed: int = 0,
+        augment=None,
+        **split,
+    ):
+        super().__init__()
+        self.path, self.image_size, self.mode = path, tuple(image_size), MODES[channels]
+        self.convert, self.cache_dir, self.stats_samples = convert, Path(cache_dir), stats_samples
+        self.batch_size, self.eval_batch_size, self.shuffle_seed = batch_size, eval_batch_size, shuffle_seed
+        self.loader = {"num_workers": num_workers, "pin_memory": pin_memory}
+        self.loader |= {"persistent_workers": persistent_workers and num_workers > 0}
+        self.loader |= {"prefetch_factor": prefetch_factor} if num_workers else {}
+        self.split, self.augment = Split(**split), augment
+        self.input_shape = (channels, *self.image_size)
+        self.splits: dict[str, Subset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        files, labels, self.class_names = list_images(self.path)
+        self.num_classes = len(self.class_names)
+        images = self._images(files, labels)
+        self.indices = split_rows(labels, self.split)
+        self.splits = {name: Subset(images, rows) for name, rows in self.indices.items()}
+        self.mean, self.std = self._statistics()
+
+    def _images(self, files: list[Path], labels: np.ndarray) -> Dataset:
+        decoded = DecodedImages(files, labels, self.image_size, self.mode)
+        if not self.convert:
+            return decoded
+        folder = self.cache_dir / cache_key(files, self.image_size, self.mode)
+        if not (folder / "manifest.json").is_file():
+            write_shard(decoded, folder, self.loader["num_workers"])
+        return ShardImages(np.load(folder / "images.npy", mmap_mode="r"), labels)
+
+    def _statistics(self) -> tuple[Tensor, Tensor]:
+        """Per-channel mean and std of (up to `stats_samples`, seeded) train images, in [0, 1] units."""
+        train = self.splits["train"]
+        chosen = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.split.split_seed))
+        pixels = torch.stack([train[int(i)][0] for i in chosen[: self.stats_samples]]).float() / 255
+        mean, std = pixels.mean((0, 2, 3)), pixels.std((0, 2, 3))
+        return mean.view(1, -1, 1, 1), torch.where(std > 0, std, torch.ones_like(std)).view(1, -1, 1, 1)
+
+    def split_sizes(self) -> dict[str, int]:
+        return {name: len(data) for name, data in self.splits.items()}
+
+    def example_input(self) -> Tensor:
+        return self._normalised(self.splits["train"][0][0][None])
+
+    def train_dataloader(self) -> DataLoader:
+        overfit = self.trainer is not None and self.trainer.overfit_batches > 0
+        sampler = None if overfit else EpochSeededSampler(len(self.splits["train"]), self.shuffle_seed)
+        return self._loader(self.splits["train"], self.batch_size, sampler)
+
+    def val_dataloader(self):
+        return [] if len(self.splits["val"]) == 0 else self._loader(self.splits["val"], self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.splits["test"], self.eval_batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+    def _loader(self, data: Dataset, batch_size: int, sampler=None) -> DataLoader:
+        # a generator of its own: the loader's base-seed draw leaves the global RNG (dropout) alone, as in arrays.py
+        generator = torch.Generator().manual_seed(self.shuffle_seed)
+        return DataLoader(data, batch_size=batch_size, sampler=sampler, generator=generator, **self.loader)
+
+    def _normalised(self, x: Tensor) -> Tensor:
+        mean, std = self.mean.to(x.device), self.std.to(x.device)
+        return (x.float() / 255 - mean) / std
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """uint8 -> normalised float on the device; then the device augmentation, training batches only."""
+        x, y = batch
+        return augmentation.on_training_batches(self.augment, self.trainer, (self._normalised(x), y))

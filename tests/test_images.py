@@ -1,0 +1,121 @@
+"""data=images: an image folder decoded in DataLoader workers, or converted once into a memory-mapped shard."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+from PIL import Image, ImageDraw
+
+from hyperlab.builders import build_module
+from hyperlab.contracts import DataModule, TensorSplits
+from hyperlab.data import images
+from hyperlab.errors import ConfigError
+from hyperlab.train import train
+
+SHAPES = ("bar", "circle", "square")  # sorted: the class codes
+
+
+def draw_folder(root, per_class: int = 30, seed: int = 0):
+    """One subfolder per shape; images of varied sizes and colours, so only the shape tells the class."""
+    rng = np.random.default_rng(seed)
+    for shape in SHAPES:
+        (root / shape).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            w, h = int(rng.integers(20, 40)), int(rng.integers(20, 40))
+            image = Image.new("RGB", (w, h), tuple(int(v) for v in rng.integers(0, 80, 3)))
+            pen, fill = ImageDraw.Draw(image), tuple(int(v) for v in rng.integers(150, 256, 3))
+            box = (w * 0.2, h * 0.2, w * 0.8, h * 0.8)
+            if shape == "circle":
+                pen.ellipse(box, fill=fill)
+            elif shape == "square":
+                pen.rectangle(box, fill=fill)
+            else:
+                pen.rectangle((w * 0.45, 0, w * 0.55, h), fill=fill)
+            image.save(root / shape / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return draw_folder(tmp_path / "shapes")
+
+
+def datamodule(make_cfg, path, *overrides):
+    dm = instantiate(make_cfg("data=images", f"data.path={path}", "data.num_workers=0", *overrides).data)
+    dm.setup()
+    return dm
+
+
+def test_images_are_decoded_resized_and_named_by_their_folder(folder, make_cfg, tmp_path):
+    dm = datamodule(make_cfg, folder, "data.image_size=[16,24]")
+    assert dm.class_names == list(SHAPES) and dm.num_classes == 3 and dm.input_shape == (3, 16, 24)
+    x, y = dm.splits["train"][0]
+    assert x.dtype == torch.uint8 and x.shape == (3, 16, 24)
+    file = dm.splits["train"].dataset.files[dm.indices["train"][0]]
+    with Image.open(file) as image:
+        expected = np.asarray(image.convert("RGB").resize((24, 16), Image.BILINEAR)).transpose(2, 0, 1)
+    assert np.array_equal(x.numpy(), expected) and SHAPES[y] == file.parent.name
+    grey = datamodule(make_cfg, folder, "data.channels=1")
+    assert grey.splits["train"][0][0].shape == (1, 32, 32)
+    assert dm.split_sizes() == {"train": 62, "val": 9, "test": 19}  # 90 images, stratified 70 / 10 / 20
+
+
+def test_a_csv_of_paths_and_labels_lists_the_same_images(folder, make_cfg):
+    rows = ["path,label"] + [f"{f.parent.name}/{f.name},{f.parent.name}" for f in sorted(folder.rglob("*.png"))]
+    (folder / "list.csv").write_text("\n".join(rows) + "\n")
+    from_csv, from_folders = datamodule(make_cfg, folder / "list.csv"), datamodule(make_cfg, folder)
+    assert from_csv.class_names == from_folders.class_names
+    assert torch.equal(from_csv.splits["test"][3][0], from_folders.splits["test"][3][0])
+
+
+def test_batches_are_normalised_on_the_device_with_train_statistics(folder, make_cfg):
+    dm = datamodule(make_cfg, folder, "data.stats_samples=1000")
+    train = torch.stack([dm.splits["train"][i][0] for i in range(len(dm.splits["train"]))]).float() / 255
+    assert torch.allclose(dm.mean.flatten(), train.mean((0, 2, 3)), atol=1e-5)
+    raw, labels = next(iter(dm.train_dataloader()))
+    x, y = dm.on_after_batch_transfer((raw, labels), 0)
+    assert raw.dtype == torch.uint8 and x.shape == (62, 3, 32, 32)  # all 62 train images in one batch of 64
+    assert torch.allclose(x, (raw.float() / 255 - dm.mean) / dm.std) and torch.equal(y, labels)
+
+
+def test_a_converted_shard_serves_the_same_images_and_a_rerun_reads_it(folder, make_cfg, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    decoded = datamodule(make_cfg, folder)
+    converted = datamodule(make_cfg, folder, "data.convert=true", f"data.cache_dir={cache}")
+    for i in range(len(decoded.splits["val"])):
+        assert torch.equal(decoded.splits["val"][i][0], converted.splits["val"][i][0])
+    (shard,) = cache.glob("*/manifest.json")
+    assert json.loads(shard.read_text()) == {"images": 90, "shape": [3, 32, 32]}
+
+    def no_decoding(*args):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(images, "decode", no_decoding)
+    again = datamodule(make_cfg, folder, "data.convert=true", f"data.cache_dir={cache}")
+    assert torch.equal(again.splits["test"][0][0], converted.splits["test"][0][0])
+
+
+def test_the_image_module_meets_the_data_contract_and_refuses_in_memory_options(folder, make_cfg):
+    dm = datamodule(make_cfg, folder)
+    assert isinstance(dm, DataModule) and not isinstance(dm, TensorSplits)
+    cfg = make_cfg("data=images", f"data.path={folder}", "model=cnn", "quantize=dynamic")
+    with pytest.raises(ConfigError, match="quantize=dynamic reads the splits as tensors in memory"):
+        build_module(cfg)
+
+
+def test_an_image_folder_trains_end_to_end_in_worker_processes(folder, make_cfg, tmp_path):
+    overrides = ["model=cnn", "data.num_workers=2", "batch_size=16", "trainer.max_epochs=12"]
+    cfg = make_cfg("data=images", f"data.path={folder}", *overrides)
+    train(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["test/acc"] >= 0.8 and metrics["data/test_rows"] == 19
+
+
+def test_a_folder_without_class_subfolders_is_refused(tmp_path, make_cfg):
+    (tmp_path / "flat").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "flat" / "a.png")
+    cfg = make_cfg("data=images", f"data.path={tmp_path / 'flat'}")
+    with pytest.raises(ConfigError, match="expected one subfolder of images per class"):
+        build_module(cfg)

@@ -50,6 +50,7 @@ bench: install
 	$(PY) bench/startup.py
 	$(PY) bench/search_efficiency.py
 	$(PY) bench/sweep_workers.py
+	$(PY) bench/image_loading.py
 	$(PY) bench/model_selection.py    # about 30 minutes: 9 searches and their baselines
 
 lint: install

@@ -53,3 +53,23 @@ def test_ddp_inside_a_study_gives_every_rank_the_trial_parameters(tmp_path):
     done = trials(tmp_path)
     assert [t.state.name for t in done] == ["COMPLETE", "COMPLETE"]
     assert sorted(p.name for p in (tmp_path / "logs" / "study").iterdir() if p.is_dir()) == ["0", "1"]
+
+
+@pytest.mark.ddp
+def test_ddp_sim_splits_an_image_folder_across_two_ranks(tmp_path):
+    from tests.test_images import draw_folder
+
+    folder = draw_folder(tmp_path / "shapes")  # 90 images: 62 train rows, 4 steps of 16 in one process
+    overrides = [f"data.path={folder}", "data.num_workers=1", "batch_size=16", "model=cnn"]
+    result = run_cli(
+        "train.py",
+        "trainer=ddp_sim",
+        "data=images",
+        *overrides,
+        "trainer.max_epochs=2",
+        f"paths.log_dir={tmp_path / 'logs'}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["trainer/global_step"] == 2 * 2  # 31 rows a rank: 2 steps of 16 an epoch, not 4

@@ -84,15 +84,23 @@ def test_a_crash_in_the_middle_of_a_checkpoint_write_leaves_the_previous_file_in
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no truncated file left beside it
 
 
+def kill_9_arguments(data: str, tmp_path) -> list[str]:
+    """In-memory digits (a wide MLP), or an image folder decoded in 2 worker processes (a CNN): checkpoints at
+    every epoch's end, which is the cadence both resume exactly from (the epoch's order depends on its number)."""
+    common = ["trainer.max_epochs=8", "model.dropout=0.2", "callbacks.early_stopping=null"]
+    if data == "digits":
+        return [*common, "model.width=1024", "callbacks.rich_progress_bar=null"]
+    from tests.test_images import draw_folder
+
+    folder = draw_folder(tmp_path / "shapes", per_class=200)
+    images = [f"data.path={folder}", "data.num_workers=2", "batch_size=16", f"data.cache_dir={tmp_path / 'c'}"]
+    return [*common, "data=images", "model=cnn", *images, "callbacks.rich_progress_bar=null"]
+
+
 @pytest.mark.fault
-def test_kill_9_mid_training_then_resume_auto_ends_like_an_unbroken_run(tmp_path):
-    args = [
-        "trainer.max_epochs=8",
-        "model.width=1024",
-        "model.dropout=0.2",
-        "callbacks.early_stopping=null",
-        "callbacks.rich_progress_bar=null",
-    ]
+@pytest.mark.parametrize("data", ["digits", "images"])
+def test_kill_9_mid_training_then_resume_auto_ends_like_an_unbroken_run(tmp_path, data):
+    args = kill_9_arguments(data, tmp_path)
     unbroken = run_cli("train.py", *args, f"paths.log_dir={tmp_path / 'unbroken'}")
     assert unbroken.returncode == 0, unbroken.stderr[-2000:]
     log_dir = tmp_path / "killed"

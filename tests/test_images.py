@@ -119,3 +119,18 @@ def test_a_folder_without_class_subfolders_is_refused(tmp_path, make_cfg):
     cfg = make_cfg("data=images", f"data.path={tmp_path / 'flat'}")
     with pytest.raises(ConfigError, match="expected one subfolder of images per class"):
         build_module(cfg)
+
+
+def test_ranks_draw_disjoint_shards_of_each_epochs_order(folder, make_cfg):
+    """Under DDP Lightning wraps the training sampler (DistributedSamplerWrapper): each rank takes every
+    world_size-th index of the epoch's seeded order, so the ranks' images are disjoint and cover the split."""
+    from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+
+    sampler = datamodule(make_cfg, folder).train_dataloader().sampler
+    shards = []
+    for rank in (0, 1):
+        wrapped = DistributedSamplerWrapper(sampler, num_replicas=2, rank=rank)  # as Lightning builds it
+        wrapped.set_epoch(3)
+        shards.append(list(wrapped))
+    assert not set(shards[0]) & set(shards[1]) and len(shards[0]) == len(shards[1]) == 31
+    assert set(shards[0]) | set(shards[1]) == set(range(62))

@@ -140,8 +140,13 @@ def test_same_seed_same_metrics_and_another_seed_differs(make_cfg, tmp_path):
     assert ma["val/loss"] != mc["val/loss"]
 
 
-def test_resume_from_epoch_2_matches_an_unbroken_run(make_cfg, tmp_path):
-    keep_all = ["trainer.max_epochs=4", "callbacks.model_checkpoint.save_top_k=-1", "model.dropout=0.2"]
+@pytest.mark.parametrize(
+    "loader",
+    [[], ["data.device_resident=false", "data.num_workers=1"]],  # a worker process draws indices ahead
+    ids=["device-resident", "dataloader-workers"],
+)
+def test_resume_from_epoch_2_matches_an_unbroken_run(make_cfg, tmp_path, loader):
+    keep_all = ["trainer.max_epochs=4", "callbacks.model_checkpoint.save_top_k=-1", "model.dropout=0.2", *loader]
     train(make_cfg(*keep_all, output_dir=tmp_path / "unbroken"))
     epoch2 = tmp_path / "unbroken" / "checkpoints" / "epoch_001.ckpt"  # saved at the end of the 2nd epoch
     assert torch.load(epoch2, weights_only=True)["epoch"] == 1

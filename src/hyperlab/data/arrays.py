@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from hyperlab.data import augment as augmentation
 from hyperlab.data import preprocess
-from hyperlab.data.batches import EpochSeededSampler, TensorBatches
+from hyperlab.data.batches import EpochSeededSampler, TensorBatches, first_epoch
 from hyperlab.data.splits import Split, given_split, split_rows
 
 
@@ -193,7 +193,8 @@ class ArrayDataModule(L.LightningDataModule):
         # debug=overfit trains on the first batch again and again: Lightning cannot switch our sampler off itself
         overfit = self.trainer is not None and self.trainer.overfit_batches > 0
         random_order = (self.loading.shuffle or self.weighted) and not overfit
-        sampler = EpochSeededSampler(len(data), self.loading.shuffle_seed, weights) if random_order else None
+        epoch = first_epoch(self.trainer)  # see EpochSeededSampler
+        sampler = EpochSeededSampler(len(data), self.loading.shuffle_seed, weights, epoch) if random_order else None
         return self._loader(data, sampler)
 
     def split_sizes(self) -> dict[str, int]:

@@ -13,11 +13,14 @@ class EpochSeededSampler(Sampler[int]):
     `num_samples` indices with replacement, index i drawn with probability proportional to weights[i].
 
     Lightning calls `set_epoch` at every epoch start, so a run resumed at epoch k sees exactly the order an
-    unbroken run saw at epoch k (torch's RandomSampler draws from the global RNG, which a resume resets).
+    unbroken run saw at epoch k (torch's RandomSampler draws from the global RNG, which a resume resets). A data
+    module starts it at the trainer's current epoch (`epoch`): a DataLoader with worker processes draws its first
+    indices when its iterator is made, which Lightning does before the first `set_epoch` of a fit, so a resumed
+    run would otherwise serve its first epoch in epoch 0's order.
     """
 
-    def __init__(self, num_samples: int, seed: int, weights: Tensor | None = None):
-        self.num_samples, self.seed, self.weights, self.epoch = num_samples, seed, weights, 0
+    def __init__(self, num_samples: int, seed: int, weights: Tensor | None = None, epoch: int = 0):
+        self.num_samples, self.seed, self.weights, self.epoch = num_samples, seed, weights, epoch
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -33,6 +36,12 @@ class EpochSeededSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+def first_epoch(trainer) -> int:
+    """The epoch Lightning's fit loop sets on the sampler first (`epoch_progress.current.processed`, what its own
+    `set_epoch` call passes): 0 for a new run, k for a run resumed after k epochs."""
+    return trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0
 
 
 class TensorBatches:

@@ -20,7 +20,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from hyperlab.data import augment as augmentation
-from hyperlab.data.batches import EpochSeededSampler
+from hyperlab.data.batches import EpochSeededSampler, first_epoch
 from hyperlab.data.splits import Split, split_rows
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -180,7 +180,8 @@ class ImageFolderDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         overfit = self.trainer is not None and self.trainer.overfit_batches > 0
-        sampler = None if overfit else EpochSeededSampler(len(self.splits["train"]), self.shuffle_seed)
+        epoch = first_epoch(self.trainer)  # see EpochSeededSampler
+        sampler = None if overfit else EpochSeededSampler(len(self.splits["train"]), self.shuffle_seed, epoch=epoch)
         return self._loader(self.splits["train"], self.batch_size, sampler)
 
     def val_dataloader(self):

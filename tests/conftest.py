@@ -41,3 +41,16 @@ def trainer_of(cfg, config: dict | None = None):
 
     ours = run_callbacks(config or {}, cfg.optimized_metric, cfg.finetune, cfg.trial)
     return build_trainer(cfg.trainer, cfg.callbacks, cfg.logger, ours)
+
+
+def own_data(option: str, tmp_path: Path) -> list[str]:
+    """The overrides that point data=table or data=images at files the test makes (none for bundled data)."""
+    if option == "table":
+        from tests.test_table import churn, write
+
+        return [f"data.path={write(churn(), tmp_path / 'table.csv')}", "data.target=label"]
+    if option == "images":
+        from tests.test_images import draw_folder
+
+        return [f"data.path={draw_folder(tmp_path / 'shapes', per_class=10)}", "data.num_workers=0", "model=cnn"]
+    return []

@@ -5,7 +5,7 @@ import torch
 from hydra.utils import get_class, instantiate
 
 from hyperlab.builders import build_module
-from tests.conftest import CONF, trainer_of
+from tests.conftest import CONF, own_data, trainer_of
 
 GROUPS = ["optimizer", "scheduler", "model", "loss", "augment", "data", "trainer", "callbacks", "logger", "debug"]
 GROUPS.append("experiment")
@@ -43,13 +43,15 @@ def test_every_group_has_options():
 @pytest.mark.parametrize(("group", "option"), ALL, ids=[f"{g}={o}" for g, o in ALL])
 def test_option_composes_and_instantiates(group, option, make_cfg, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = make_cfg(f"{group}={option}", *COMPANIONS.get((group, option), []))
+    own = own_data(option, tmp_path) if group == "data" else []
+    cfg = make_cfg(f"{group}={option}", *COMPANIONS.get((group, option), []), *own)
     if (group, option) in NEEDS_ACCELERATOR:
         assert get_class(cfg.trainer._target_).__name__ == "Trainer"
         assert cfg.trainer.accelerator in {"gpu", "mps"}
         return
     datamodule, module = build_module(cfg)
-    x, y = next(iter(datamodule.train_dataloader()))  # data tensors -> network forward -> optimizer/schedule
+    # data tensors (as the device sees them) -> network forward -> optimizer/schedule
+    x, y = datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
     # (B, classes), (B, 1) for one-output losses, (B, T, vocab) for a language model
     assert module(x).shape == (*y.shape, module.loss.out_features(datamodule.num_classes))
     optimizer = module.optimizer_factory(module.parameters())

@@ -9,7 +9,7 @@ from torch import nn
 
 from hyperlab.contracts import DataModule, Network, RecurrentNetwork, TensorSplits
 from hyperlab.models import CNN, GPT, LSTM, MLP, ResNet, Transformer
-from tests.conftest import CONF
+from tests.conftest import CONF, own_data
 from tests.test_tokens import write_corpus
 
 # (network, its constructor arguments, a batch it takes)
@@ -73,12 +73,20 @@ def test_a_network_without_a_head_breaks_the_contract():
     assert missing(net, Network) == ["head"]
 
 
-ARRAY_DATA = sorted(p.stem for p in (CONF / "data").glob("*.yaml") if p.stem != "stdlib")
+STREAMED = {"stdlib", "images"}  # their own tests below and in test_images.py
+ARRAY_DATA = sorted(p.stem for p in (CONF / "data").glob("*.yaml") if p.stem not in STREAMED)
+
+
+def test_every_data_config_is_checked():
+    assert {p.stem for p in (CONF / "data").glob("*.yaml")} == set(ARRAY_DATA) | STREAMED
+    assert "test_the_image_module_meets_the_data_contract_and_refuses_in_memory_options" in (
+        CONF.parent / "tests" / "test_images.py"
+    ).read_text()
 
 
 @pytest.mark.parametrize("name", ARRAY_DATA)
-def test_every_in_memory_data_config_meets_the_data_contracts(name, make_cfg):
-    datamodule = instantiate(make_cfg(f"data={name}").data)
+def test_every_in_memory_data_config_meets_the_data_contracts(name, make_cfg, tmp_path):
+    datamodule = instantiate(make_cfg(f"data={name}", *own_data(name, tmp_path)).data)
     datamodule.setup("fit")
     for protocol in (DataModule, TensorSplits):
         assert isinstance(datamodule, protocol), missing(datamodule, protocol)

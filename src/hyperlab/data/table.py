@@ -2,11 +2,11 @@
 
 `table_data(path, target, ...)` is the `_target_` of conf/data/table.yaml: it returns an ArrayDataModule whose
 `load` reads the file(s) (pandas + pyarrow) and whose `encode` step is scikit-learn's ColumnTransformer, fitted on
-the train split only: numeric columns imputed by their median with a missing-value indicator column, string and
-categorical columns imputed as the level "missing" and one-hot encoded (at most `max_categories` levels a column,
-the rarest grouped as "infrequent"; a level the train split never saw encodes as all zeros). Standardisation is the
-data module's own `normalize` (train statistics). Given splits come from `split_column` (values train / val / test)
-or from separate files (`test_path`, `val_path`).
+the train split only: numeric columns imputed by their median with a missing-value indicator column, the other
+columns imputed as the level "missing" and one-hot encoded (at most `max_categories` levels a column, the rarest
+grouped as "infrequent"; a level the train split never saw encodes as that group when the column has one, else as
+all zeros). Standardisation is the data module's own `normalize` (train statistics). Given splits come from
+`split_column` (values train / val / test) or from separate files (`test_path`, `val_path`).
 """
 
 from functools import partial

@@ -3,6 +3,11 @@ same decode, the converted shard against decoding again, and peak memory against
 
     python bench/image_loading.py [--images 2000] [--rounds 3]     # writes "Image loading" into bench/results.md
 
+The converted variants: hyperlab's memory-mapped uint8 shard (`data.convert=true`), and the same decoded images
+converted into a Hugging Face `datasets` Arrow table (an Array3D uint8 column, memory-mapped by Arrow, read in
+the torch format through a DataLoader, which fetches a batch's rows at once through `__getitems__`): the engine
+the data-doors issue named first, measured here on the same folder.
+
 A folder of noisy 64x64 PNGs in 10 class subfolders is generated once (noise: PNG compresses it poorly, so decoding
 costs what it costs on photographs of that size). Every variant reads the same train split, resizes to 32x32
 with Pillow's bilinear filter in 2 worker processes, batches of 64, and normalises each batch per channel; the
@@ -24,9 +29,9 @@ import numpy as np
 import torch
 from PIL import Image
 from report import publish
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from hyperlab.data.images import ImageFolderDataModule
+from hyperlab.data.images import ImageFolderDataModule, decode, list_images
 
 SIZE, WORKERS, BATCH = (32, 32), 2, 64
 
@@ -72,7 +77,27 @@ def hyperlab_module(folder: Path, cache: Path | None) -> ImageFolderDataModule:
     return dm
 
 
-def loaders(folder: Path, cache: Path) -> dict:
+def arrow_table(files: list[Path], labels: list[int], cache: Path):
+    """The decoded, resized images as a `datasets` Arrow table in `cache`, decoded by WORKERS processes."""
+    from datasets import Array3D, Dataset, Features, Value
+
+    def rows(shard: list[int]):
+        for i in shard:
+            yield {"image": decode(files[i], SIZE, "RGB"), "label": int(labels[i])}
+
+    features = Features({"image": Array3D(shape=(3, *SIZE), dtype="uint8"), "label": Value("int64")})
+    shards = [list(range(len(files)))[k::WORKERS] for k in range(WORKERS)]
+    table = Dataset.from_generator(
+        rows, features=features, gen_kwargs={"shard": shards}, num_proc=WORKERS, cache_dir=str(cache)
+    )
+    return table.with_format("torch")
+
+
+def arrow_batch(rows: list[dict]) -> tuple:
+    return torch.stack([r["image"] for r in rows]), torch.stack([r["label"] for r in rows])
+
+
+def loaders(folder: Path, cache: Path, arrow) -> dict:
     """Each variant's training loader and its per-batch normalisation, built once (workers persist)."""
     decoded, converted = hyperlab_module(folder, None), hyperlab_module(folder, cache)
     train = decoded.splits["train"]
@@ -82,19 +107,32 @@ def loaders(folder: Path, cache: Path) -> dict:
         HandWritten(files, labels), batch_size=BATCH, shuffle=True, num_workers=WORKERS, persistent_workers=True
     )
     mean, std = decoded.mean, decoded.std
+    from_arrow = DataLoader(
+        Subset(arrow, list(train.indices)),
+        batch_size=BATCH,
+        shuffle=True,
+        num_workers=WORKERS,
+        persistent_workers=True,
+        collate_fn=arrow_batch,
+    )
     return {
         "hand-written DataLoader": (by_hand, lambda x: (x.float() / 255 - mean) / std),
         "hyperlab data=images": (decoded.train_dataloader(), decoded._normalised),
         "hyperlab data=images data.convert=true": (converted.train_dataloader(), converted._normalised),
+        "Hugging Face datasets (Arrow), converted": (from_arrow, lambda x: (x.float() / 255 - mean) / std),
     }
 
 
-def throughput(folder: Path, rounds: int) -> tuple[dict, float]:
+def throughput(folder: Path, rounds: int) -> tuple[dict, dict]:
     cache = Path(tempfile.mkdtemp(prefix="hyperlab-images-cache-"))
     start = time.perf_counter()
     hyperlab_module(folder, cache)  # the one-off conversion, timed alone
-    conversion_s = time.perf_counter() - start
-    variants = loaders(folder, cache)
+    conversion_s = {"hyperlab shard": time.perf_counter() - start}
+    files, labels, _ = list_images(str(folder))
+    start = time.perf_counter()
+    arrow = arrow_table(files, labels, cache / "arrow")
+    conversion_s["Hugging Face datasets"] = time.perf_counter() - start
+    variants = loaders(folder, cache, arrow)
     rates = {name: [] for name in variants}
     for loader, normalise in variants.values():
         epoch_rate(loader, normalise)  # first epoch: workers start
@@ -143,7 +181,9 @@ def main() -> None:
     (m1, w1), (m4, w4) = ((memory[n]["main"], memory[n]["worker"]) for n in (args.images, 4 * args.images))
     body += [
         "",
-        f"Converting the folder into the shard (once, {WORKERS} workers): {conversion_s:.1f} s.",
+        "Converting the folder once, "
+        + ", ".join(f"{n}: {t:.1f} s" for n, t in conversion_s.items())
+        + f" ({WORKERS} processes each).",
         "",
         "| folder | peak RSS, main process MiB | peak RSS, a worker MiB |",
         "|---|---|---|",

@@ -83,9 +83,11 @@ def test_coordinate_check_activations_stay_flat_across_width_under_mup_and_grow_
     about the same at width 64 and 1024 under muP; under the standard parametrisation the hidden and output
     layers' grow with width."""
     standard, mup = coordinate_check("standard"), coordinate_check("mup")
+    # measured 2026-11-30, growth from width 64 to 1024 of the hidden and readout layers: standard 6.12 and 10.10;
+    # muP 0.96 and 0.91; muP without the readout multiplier 0.64 and 3.19. The muP band (0.75, 1.3) fails that.
     for layer in (1, 2):  # the Linear layers in order: input, hidden, readout
         assert growth(standard, layer) > 3
-        assert 0.5 < growth(mup, layer) < 2
+        assert 0.75 < growth(mup, layer) < 1.3
 
 
 def growth(scales: dict[int, dict[str, float]], layer: int) -> float:
@@ -123,6 +125,7 @@ def test_gpt_mup_multipliers_attention_scale_and_coordinate_check():
     at_base = gpt(64, "mup")
     ids = torch.randint(0, 64, (2, 32))
     torch.testing.assert_close(at_base(ids), standard(ids))
-    # logits after 5 AdamW steps, width 64 -> 512: measured 0.61 -> 2.20 standard, 0.61 -> 0.47 muP
-    assert gpt_logit_scale("standard", 512) / gpt_logit_scale("standard", 64) > 2.5
-    assert 0.5 < gpt_logit_scale("mup", 512) / gpt_logit_scale("mup", 64) < 2
+    # mean |logit| after 5 AdamW steps, width 512 over width 64, measured 2026-11-30: standard 2.99, muP 0.78, muP
+    # without its readout multiplier 1.90. The bands leave a gap between them: standard > 2.0, muP in (0.55, 1.3).
+    assert gpt_logit_scale("standard", 512) / gpt_logit_scale("standard", 64) > 2.0
+    assert 0.55 < gpt_logit_scale("mup", 512) / gpt_logit_scale("mup", 64) < 1.3

@@ -141,14 +141,28 @@ def test_residual_projections_start_smaller_with_depth():
     assert net.blocks[0].attention.qkv.weight.std().item() == pytest.approx(0.02, rel=0.1)
 
 
+def counted(forward, calls: list):
+    def wrapper(*args, **kwargs):
+        calls.append(1)
+        return forward(*args, **kwargs)
+
+    return wrapper
+
+
 def test_activation_checkpointing_gives_the_same_loss_and_gradients():
     ids = torch.randint(0, 50, (4, 16))
-    results = []
+    results, block_forwards = [], []
     for checkpointing in (False, True):
         net = gpt(activation_checkpointing=checkpointing, dropout=0.0).train()
-        loss = torch.nn.functional.cross_entropy(net(ids[:, :-1].repeat(1, 1)).flatten(0, 1), ids[:, 1:].flatten())
+        calls = []
+        for block in net.blocks:  # count each call of the block's own forward (hooks do not see a recompute)
+            block.forward = counted(block.forward, calls)
+        loss = torch.nn.functional.cross_entropy(net(ids[:, :-1]).flatten(0, 1), ids[:, 1:].flatten())
         loss.backward()
         results.append((loss.detach(), [p.grad.clone() for p in net.parameters()]))
+        block_forwards.append(len(calls))
+    # the mechanism: each block's forward runs again in the backward pass (recomputed, not stored)
+    assert block_forwards == [len(net.blocks), 2 * len(net.blocks)]
     torch.testing.assert_close(results[0][0], results[1][0])
     for plain, recomputed in zip(results[0][1], results[1][1], strict=True):
         torch.testing.assert_close(plain, recomputed)

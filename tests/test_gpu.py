@@ -54,11 +54,23 @@ def test_bf16_mixed_precision_runs_the_forward_in_bfloat16(make_cfg):
 
 
 def test_compiled_network_trains_like_the_eager_one(make_cfg):
+    from torch._dynamo.utils import counters
+
     eager = train(make_cfg(*GPU, "trainer.max_epochs=2"))
+    frames = counters["frames"]["ok"]
     compiled = train(make_cfg(*GPU, "trainer.max_epochs=2", "compile=true"))
+    assert counters["frames"]["ok"] > frames  # dynamo compiled the forward: not an eager run under another name
     assert compiled == pytest.approx(eager, abs=0.02)
 
 
 def test_channels_last_resnet_trains_on_the_gpu(make_cfg):
-    val_acc = train(make_cfg(*GPU, "model=resnet", "model.channels_last=true", "trainer.max_epochs=3"))
-    assert val_acc > 0.8
+    cfg = make_cfg(*GPU, "model=resnet", "model.channels_last=true", "trainer.max_epochs=3")
+    datamodule, module = build_module(cfg)
+    layouts = []
+    module.net.features[0].register_forward_hook(
+        lambda m, i, o: layouts.append(o.is_contiguous(memory_format=torch.channels_last))
+    )
+    trainer_of(cfg).fit(module, datamodule=datamodule)
+    assert layouts and all(layouts)  # the stem's activations are NHWC on the device, every step
+    assert module.net.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert trainer_of(cfg).validate(module, datamodule=datamodule, verbose=False)[0]["val/acc"] > 0.8

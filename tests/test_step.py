@@ -157,12 +157,22 @@ def test_channels_last_computes_the_same_in_nhwc(model, make_cfg):
     torch.testing.assert_close(nhwc(x), plain(x), rtol=1e-4, atol=1e-5)
 
 
+def test_compile_true_compiles_the_network_and_only_with_it(make_cfg):
+    _, eager = build_module(make_cfg())
+    _, compiled = build_module(make_cfg("compile=true"))
+    assert eager.net._compiled_call_impl is None and compiled.net._compiled_call_impl is not None
+
+
 @pytest.mark.slow
 def test_compile_trains_like_eager_on_the_cpu(make_cfg):
     """torch.compile of the network (inductor, gcc): the same losses within float tolerance; ~15 s to compile."""
+    from torch._dynamo.utils import counters
+
     eager, _ = fitted_weights(make_cfg, "trainer.max_epochs=1")
+    frames = counters["frames"]["ok"]
     compiled, trainer = fitted_weights(make_cfg, "trainer.max_epochs=1", "compile=true")
-    assert hasattr(trainer.lightning_module.net, "_compiled_call_impl")
+    assert trainer.lightning_module.net._compiled_call_impl is not None  # every nn.Module has the attribute: None
+    assert counters["frames"]["ok"] > frames  # dynamo compiled the network's forward during the fit
     for name in eager:  # the same keys: compiling in place leaves the state_dict as it was
         torch.testing.assert_close(compiled[name], eager[name], rtol=1e-3, atol=1e-4)
 

@@ -171,10 +171,14 @@ def test_activation_checkpointing_gives_the_same_loss_and_gradients():
 @pytest.mark.slow
 def test_compile_gives_the_same_loss():
     ids = torch.randint(0, 50, (4, 16))
+    from torch._dynamo.utils import counters
+
     eager, compiled = gpt().eval(), gpt().eval()
     compiled.compile()
+    frames = counters["frames"]["ok"]
     with torch.no_grad():
         torch.testing.assert_close(compiled(ids), eager(ids), rtol=1e-4, atol=1e-4)
+    assert counters["frames"]["ok"] > frames  # the forward went through dynamo, not the eager path
 
 
 PEAK_RSS = """

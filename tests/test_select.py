@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import optuna
 import pytest
@@ -408,3 +409,48 @@ def test_model_selection_can_build_every_family_and_setting_on_a_1d_signal(make_
             x, y = next(iter(datamodule.train_dataloader()))
             assert datamodule.input_shape == (1, 40) and module(x).shape == (64, 10), (family, overrides)
             module.loss(module(x), y).backward()
+
+
+def fake_finished_sweep(sweep: Path) -> Path:
+    """Two scored trials of a model selection over the default data (their metrics as 2-fold CV writes them): the
+    fast tier's stand-in for a real search, so that the refit's own mechanism runs for real."""
+    (sweep / "multirun.yaml").parent.mkdir(parents=True)
+    settings = {"optimized_metric": "val/acc", "hydra": {"sweeper": {"directions": ["maximize"]}}}
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump(settings))
+    for job, width, acc in (("0", 32, 0.95), ("1", 64, 0.90)):
+        (sweep / job / ".hydra").mkdir(parents=True)
+        overrides = [f"model.width={width}", "data.num_folds=2", "test=false", "callbacks.rich_progress_bar=null"]
+        (sweep / job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+        folds = [{"val/acc": acc, "trainer/best_epoch": 1}, {"val/acc": acc, "trainer/best_epoch": 1}]
+        metrics = {"val/acc": acc, "val/acc_se": 0.01, "val/acc_std": 0.014, "folds": folds, "model/flops": width}
+        (sweep / job / "metrics.json").write_text(json.dumps(metrics))
+    return sweep
+
+
+def test_the_refit_trains_on_train_and_val_and_its_experiment_composes_back(tmp_path):
+    sweep = fake_finished_sweep(tmp_path / "study")
+    choice = select.main([str(sweep), "--refit", "missing", "--rule", "best"])
+    chosen = choice["refit"]
+    assert chosen["refit/trial"] == 0 and chosen["refit/epochs"] == 2  # folds' best epoch 1: two epochs
+    # train + val as one split (1257 + 180 digits rows), no val split, the same 360 test rows, tested once
+    assert (chosen["data/train_rows"], chosen["data/val_rows"], chosen["data/test_rows"]) == (1437, 0, 360)
+    assert chosen["trainer/global_step"] == 2 * 23 and "test/acc" in chosen
+    conf = shutil.copytree(CONF, tmp_path / "copy" / "conf")
+    shutil.copy(sweep / "selected" / "experiment.yaml", conf / "experiment" / "mine.yaml")
+    composed = refit.compose(["experiment=mine"], [f"file://{conf}"])
+    assert (composed.data.refit, composed.data.num_folds, composed.test) == (True, None, True)
+    assert (composed.trainer.max_epochs, composed.model.width) == (2, 32)
+
+
+def test_a_search_trial_never_reads_the_test_split(make_cfg, monkeypatch):
+    from hyperlab.data import ArrayDataModule
+    from hyperlab.train import train
+
+    def never(self):
+        raise AssertionError("a search trial read the test split")
+
+    monkeypatch.setattr(ArrayDataModule, "test_dataloader", never)
+    cfg = make_cfg("hparams_search=model_selection", "model=mlp", "data.num_folds=2", "trainer.max_epochs=1")
+    assert cfg.test is False
+    metrics = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text()) if train(cfg) else {}
+    assert metrics and not [k for k in metrics if k.startswith("test/")]

@@ -79,9 +79,10 @@ ARRAY_DATA = sorted(p.stem for p in (CONF / "data").glob("*.yaml") if p.stem not
 
 def test_every_data_config_is_checked():
     assert {p.stem for p in (CONF / "data").glob("*.yaml")} == set(ARRAY_DATA) | STREAMED
-    assert "test_the_image_module_meets_the_data_contract_and_refuses_in_memory_options" in (
-        CONF.parent / "tests" / "test_images.py"
-    ).read_text()
+    assert (
+        "test_the_image_module_meets_the_data_contract_and_refuses_in_memory_options"
+        in (CONF.parent / "tests" / "test_images.py").read_text()
+    )
 
 
 @pytest.mark.parametrize("name", ARRAY_DATA)

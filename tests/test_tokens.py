@@ -49,6 +49,7 @@ def test_shards_round_trip_to_the_original_text(tokenizer, corpus, tmp_path):
         original = "".join((corpus / name).read_text(encoding="utf-8") for name in counts["files"])
         assert dm.tokenizer().decode(np.asarray(dm.shards[split])) == original
         assert counts["bytes"] == len(original.encode("utf-8"))
+        assert counts["tokens"] == len(dm.shards[split])  # the manifest's count is the shard's length
     if tokenizer == "bpe":  # merges make tokens longer than a byte
         assert dm.bytes_per_token["train"] > 1.5
 

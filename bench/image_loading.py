@@ -81,14 +81,18 @@ def arrow_table(files: list[Path], labels: list[int], cache: Path):
     """The decoded, resized images as a `datasets` Arrow table in `cache`, decoded by WORKERS processes."""
     from datasets import Array3D, Dataset, Features, Value
 
-    def rows(shard: list[int]):
-        for i in shard:
+    def rows(indices: list[int]):
+        for i in indices:
             yield {"image": decode(files[i], SIZE, "RGB"), "label": int(labels[i])}
 
     features = Features({"image": Array3D(shape=(3, *SIZE), dtype="uint8"), "label": Value("int64")})
-    shards = [list(range(len(files)))[k::WORKERS] for k in range(WORKERS)]
+    # datasets splits a list in gen_kwargs into num_proc contiguous parts, one a process
     table = Dataset.from_generator(
-        rows, features=features, gen_kwargs={"shard": shards}, num_proc=WORKERS, cache_dir=str(cache)
+        rows,
+        features=features,
+        gen_kwargs={"indices": list(range(len(files)))},
+        num_proc=WORKERS,
+        cache_dir=str(cache),
     )
     return table.with_format("torch")
 

@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 
 from hyperlab.builders import build_module
 from hyperlab.config.rules import check
+from hyperlab.contracts import DataModule, TensorSplits
 from hyperlab.errors import ConfigError
 from hyperlab.evaluate import write_predictions
 from hyperlab.train import train
@@ -132,3 +133,41 @@ def test_a_column_missing_in_every_train_row_is_refused(make_cfg, tmp_path):
     cfg = make_cfg("data=table", f"data.path={write(frame, tmp_path / 't.csv')}", "data.target=label")
     with pytest.raises(ConfigError, match=r"data.features: column\(s\) \['empty'\] are missing in every train row"):
         build_module(cfg)
+
+
+@pytest.mark.parametrize("layout", ["one file", "split column", "test file"])
+def test_a_converted_table_streams_what_the_in_memory_path_holds(make_cfg, tmp_path, monkeypatch, layout):
+    frame = churn(n=900)
+    overrides = []
+    if layout == "split column":
+        frame["split"] = np.where(np.arange(900) < 700, "train", np.where(np.arange(900) < 780, "val", "test"))
+        overrides = ["data.split_column=split"]
+    path = write(frame if layout != "test file" else frame[:700], tmp_path / "t.parquet")
+    if layout == "test file":
+        overrides = [f"data.test_path={write(frame[700:], tmp_path / 'test.csv')}"]
+    memory = datamodule(make_cfg, path, *overrides)
+    streamed = datamodule(make_cfg, path, *overrides, "data.convert=true", f"data.cache_dir={tmp_path / 'c'}")
+    assert isinstance(streamed, DataModule) and not isinstance(streamed, TensorSplits)  # streamed, not held
+    assert streamed.input_shape == memory.input_shape and streamed.class_names == memory.class_names
+    assert streamed.split_sizes() == memory.split_sizes()
+    for split in ("train", "val", "test"):
+        rows = streamed.splits[split]
+        x, y = streamed.on_after_batch_transfer(next(iter(streamed._loader(rows, len(rows)))), 0)
+        assert torch.allclose(x, memory.splits[split].tensors[0], atol=1e-5), split
+        assert torch.equal(y, memory.splits[split].tensors[1]), split
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("encoded again")
+
+    monkeypatch.setattr("hyperlab.data.table_shard.encoder", no_encoding)
+    again = datamodule(make_cfg, path, *overrides, "data.convert=true", f"data.cache_dir={tmp_path / 'c'}")
+    assert again.split_sizes() == memory.split_sizes()  # read from the shard
+
+
+def test_a_streamed_table_trains_and_refuses_in_memory_knobs(make_cfg, tmp_path):
+    path = write(churn(n=1200), tmp_path / "t.csv")
+    base = ["data=table", f"data.path={path}", "data.target=label", "data.convert=true", f"data.cache_dir={tmp_path}"]
+    train(make_cfg(*base, "trainer.max_epochs=8", output_dir=tmp_path / "run"))
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test/acc"] > 0.85
+    with pytest.raises(ConfigError, match="data.sampler='smote' needs the table in memory: set data.convert=false"):
+        check(make_cfg(*base, "data.sampler=smote"))

@@ -68,6 +68,8 @@ RULES = [
     ("data.imbalance", lambda v: v is None or (_number(v) and 0 < v <= 1), "null or a number in (0, 1]"),
     ("data.smooth_sigma", lambda v: _number(v) and v >= 0, "a number >= 0 (0 = off)"),
     ("data.prefetch_factor", lambda v: v is None or (_integer(v) and v >= 1), "null or an integer >= 1"),
+    ("data.fit_rows", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("data.max_categories", lambda v: _integer(v) and v >= 2, "an integer >= 2"),
     ("loss.label_smoothing", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     ("regularization.l1", lambda v: _number(v) and v >= 0, "a number >= 0"),
     ("regularization.l2", lambda v: _number(v) and v >= 0, "a number >= 0"),
@@ -257,6 +259,16 @@ def data_files_exist(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={path!r}: no such file or folder")
 
 
+def streamed_tables_take_no_in_memory_knobs(cfg: DictConfig) -> None:
+    """data=table data.convert=true streams a shard: what needs every row in memory is refused, not ignored."""
+    if not (_select(cfg, "data.convert") and str(_select(cfg, "data._target_", "")).endswith("table_data")):
+        return
+    in_memory = {"data.sampler": None, "data.imbalance": None, "data.outliers": None, "data.drop_duplicates": False}
+    for key, default in in_memory.items():
+        if _select(cfg, key, default) != default:
+            raise ConfigError(f"{key}={_select(cfg, key)!r} needs the table in memory: set data.convert=false")
+
+
 def testing_needs_a_test_split(cfg: DictConfig) -> None:
     if cfg.get("test") and _select(cfg, "data.test_fraction") == 0:
         raise ConfigError("data.test_fraction=0 leaves no test split: set data.test_fraction > 0 or test=false")
@@ -289,6 +301,7 @@ CROSS_KEY_CHECKS = [
     clipping_fits_the_precision,
     weight_files_exist,
     data_files_exist,
+    streamed_tables_take_no_in_memory_knobs,
     testing_needs_a_test_split,
     checkpoint_to_start_from,
 ]

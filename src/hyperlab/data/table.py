@@ -9,12 +9,13 @@ all zeros). Standardisation is the data module's own `normalize` (train statisti
 `split_column` (values train / val / test) or from separate files (`test_path`, `val_path`).
 """
 
+import dataclasses
 from functools import partial
-from pathlib import Path
 
 from hyperlab.data.arrays import ArrayDataModule
-
-READERS = {".csv": "read_csv", ".parquet": "read_parquet", ".jsonl": "read_json", ".json": "read_json"}
+from hyperlab.data.splits import Split
+from hyperlab.data.table_io import encoder, feature_columns, features_and_target, read_table
+from hyperlab.data.table_shard import StreamedTableDataModule
 
 
 def table_data(
@@ -25,21 +26,33 @@ def table_data(
     test_path: str | None = None,
     val_path: str | None = None,
     max_categories: int = 20,
+    convert: bool = False,
+    fit_rows: int = 100_000,
     **settings,
-) -> ArrayDataModule:
-    """An ArrayDataModule over the table at `path` (the other knobs are ArrayDataModule's)."""
+):
+    """An ArrayDataModule over the table at `path` (the other knobs are ArrayDataModule's); with `convert`, a
+    StreamedTableDataModule over a memory-mapped shard of it, for tables larger than memory."""
+    if convert:
+        files = {"train": path, **({"test": test_path} if test_path else {}), **({"val": val_path} if val_path else {})}
+        return streamed(files, target, features, split_column, max_categories, fit_rows, settings)
     load = partial(load_table, path, target, features, split_column, test_path, val_path)
     return ArrayDataModule(load, encode=partial(encoder, max_categories=max_categories), **settings)
 
 
-def read_table(path: str, key: str = "data.path"):
-    import pandas as pd
-
-    suffix = Path(path).suffix.lower()
-    if suffix not in READERS:
-        raise ValueError(f"{key}={path!r}: a {', '.join(READERS)} file")
-    lines = {"lines": True} if suffix in (".jsonl", ".json") else {}
-    return getattr(pd, READERS[suffix])(path, **lines)
+def streamed(files: dict, target, features, split_column, max_categories, fit_rows, settings: dict):
+    """The streamed module from data=table's knobs: the split and loader ones it uses (the in-memory-only ones
+    are refused at config time, hyperlab.config.rules)."""
+    split = Split(**{f.name: settings[f.name] for f in dataclasses.fields(Split) if f.name in settings})
+    loader_keys = ("num_workers", "pin_memory", "persistent_workers", "prefetch_factor")
+    loader = {k: settings[k] for k in loader_keys if k in settings}
+    loader["persistent_workers"] = loader.get("persistent_workers", False) and loader.get("num_workers", 0) > 0
+    return StreamedTableDataModule(
+        files, target, features, split_column, max_categories, fit_rows,
+        cache_dir=settings.get("cache_dir") or ".cache/tables", task=settings.get("task", "classification"),
+        normalize=settings.get("normalize", True), batch_size=settings.get("batch_size", 64),
+        eval_batch_size=settings.get("eval_batch_size", 1024), shuffle_seed=settings.get("shuffle_seed", 0),
+        split=split, loader=loader, augment=settings.get("augment"),
+    )  # fmt: skip
 
 
 def load_table(path, target, features=None, split_column=None, test_path=None, val_path=None):
@@ -51,8 +64,8 @@ def load_table(path, target, features=None, split_column=None, test_path=None, v
             frames[split] = read_table(file, key)
     if split_column is not None:
         frames = _by_split_column(frames["train"], split_column)
-    columns = _columns(frames["train"], target, features, split_column)
-    out = {split: _features_and_target(frame, columns, target) for split, frame in frames.items()}
+    columns = feature_columns(frames["train"], target, features, split_column)
+    out = {split: features_and_target(frame, columns, target) for split, frame in frames.items()}
     return out if len(out) > 1 else out["train"]
 
 
@@ -64,51 +77,3 @@ def _by_split_column(frame, split_column: str) -> dict:
     if not values <= {"train", "val", "test"}:
         raise ValueError(f"data.split_column={split_column!r} holds {sorted(values)}: allowed values train, val, test")
     return {split: frame[labels == split] for split in ("train", "val", "test") if split in values}
-
-
-def _columns(frame, target: str, features, split_column) -> list[str]:
-    if target not in frame:
-        raise ValueError(f"data.target={target!r} is not a column; columns: {', '.join(frame.columns)}")
-    wanted = list(features) if features else [c for c in frame.columns if c not in (target, split_column)]
-    missing = [c for c in wanted if c not in frame]
-    if missing:
-        raise ValueError(f"data.features: {missing} are not columns; columns: {', '.join(frame.columns)}")
-    return wanted
-
-
-def _features_and_target(frame, columns: list[str], target: str):
-    """The feature columns, the non-numeric ones as Python strings (mixed types such as 1 and "a" become levels
-    one encoder can sort; missing values stay missing), and the target."""
-    from pandas.api.types import is_numeric_dtype
-
-    frame = frame[frame[target].notna()].reset_index(drop=True)
-    features = frame[columns].copy()
-    for column in features.columns:
-        if not is_numeric_dtype(features[column].dtype):
-            values = features[column].astype(object)
-            features[column] = values.where(values.isna(), values.astype(str)).astype(object)
-    return features, frame[target].to_numpy(dtype=None if is_numeric_dtype(frame[target].dtype) else object)
-
-
-def encoder(train_rows, max_categories: int = 20):
-    """The ColumnTransformer for these columns (numeric: median + missing indicator; the rest: "missing" level +
-    one-hot), refusing a column that is missing in every train row."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder
-
-    empty = [c for c in train_rows.columns if train_rows[c].isna().all()]
-    if empty:
-        raise ValueError(f"data.features: column(s) {empty} are missing in every train row; leave them out")
-    numeric = list(train_rows.select_dtypes("number").columns)
-    categorical = [c for c in train_rows.columns if c not in numeric]
-    one_hot = OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=max_categories, sparse_output=False)
-    missing_level = SimpleImputer(strategy="constant", fill_value="missing")
-    return ColumnTransformer(
-        [
-            ("numeric", SimpleImputer(strategy="median", add_indicator=True), numeric),
-            ("categorical", make_pipeline(missing_level, one_hot), categorical),
-        ],
-        verbose_feature_names_out=False,
-    )

@@ -1,0 +1,211 @@
+"""A table larger than memory (data=table data.convert=true): read in chunks, encoded once into a memory-mapped float32
+shard, streamed from it.
+
+Four passes over the file(s), each holding one chunk: the target (and split) columns, whose rows are split as any
+table's (hyperlab.data.splits); a seeded sample of up to `fit_rows` train rows, on which the encoder is fitted
+(hyperlab.data.table.encoder: all train rows when there are no more, so the result equals the in-memory path's);
+every row encoded into `<cache_dir>/<key>/features.npy`; the train rows' mean and std. The key covers the files
+(names, sizes, modification times) and every setting that changes the shard, the split's included. Batches travel
+encoded and are standardised on the device, as images are.
+"""
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from hyperlab.data import preprocess
+from hyperlab.data.batches import EpochSeededSampler, first_epoch
+from hyperlab.data.splits import Split, split_rows
+from hyperlab.data.table_io import encoder, feature_columns, features_and_target, read_table
+
+CHUNK_ROWS = 65_536
+
+
+def read_chunks(path: str, columns: list[str] | None = None) -> Iterator:
+    """The table at `path` as pandas frames of at most CHUNK_ROWS rows (only `columns` when given)."""
+    import pandas as pd
+
+    suffix = Path(path).suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS, columns=columns):
+            yield batch.to_pandas()
+    elif suffix == ".csv":
+        yield from pd.read_csv(path, chunksize=CHUNK_ROWS, usecols=columns)
+    else:
+        read_table(path)  # refuses a suffix it cannot read, naming data.path
+        for chunk in pd.read_json(path, lines=True, chunksize=CHUNK_ROWS):
+            yield chunk[columns] if columns else chunk
+
+
+class ShardRows(Dataset):
+    """(encoded row, target) of the shard; a batch's rows are read with one fancy index (`__getitems__`)."""
+
+    def __init__(self, features: np.memmap, targets: np.ndarray):
+        self.features, self.targets = features, targets
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        return torch.from_numpy(np.array(self.features[i])), torch.as_tensor(self.targets[i])
+
+    def __getitems__(self, rows: list[int]) -> list[tuple[Tensor, Tensor]]:
+        x, y = torch.from_numpy(self.features[rows]), torch.as_tensor(self.targets[rows])
+        return list(zip(x, y, strict=True))
+
+
+class StreamedTableDataModule(L.LightningDataModule):
+    """A table's rows from a memory-mapped shard; its knobs are data=table's (conf/data/table.yaml)."""
+
+    vocab_size = None
+
+    def __init__(self, files: dict, target: str, features, split_column, max_categories: int, fit_rows: int,
+                 cache_dir: str, task: str, normalize: bool, batch_size: int, eval_batch_size: int, shuffle_seed: int,
+                 split: Split, loader: dict, augment=None):  # fmt: skip
+        super().__init__()
+        self.files, self.target, self.features, self.split_column = files, target, features, split_column
+        self.max_categories, self.fit_rows, self.cache_dir = max_categories, fit_rows, Path(cache_dir)
+        self.task, self.normalize, self.split, self.loader = task, normalize, split, loader
+        self.batch_size, self.eval_batch_size, self.shuffle_seed = batch_size, eval_batch_size, shuffle_seed
+        self.augment = augment
+        self.splits: dict[str, Subset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        columns = feature_columns(next(read_chunks(self.files["train"])), self.target, self.features, self.split_column)
+        targets, given = self._targets()
+        y, self.class_names = preprocess.class_codes(targets, self.task)
+        self.indices = split_rows(y, self.split, given=given)
+        folder = self.cache_dir / self._key(columns)
+        if not (folder / "manifest.json").is_file():
+            self._write_shard(folder, columns)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        features = np.load(folder / "features.npy", mmap_mode="r")
+        labels = y.astype(np.float32 if self.task == "regression" else np.int64)
+        rows = ShardRows(features, labels)
+        self.splits = {name: Subset(rows, index) for name, index in self.indices.items()}
+        self.mean, self.std = (torch.tensor(manifest[key], dtype=torch.float32) for key in ("mean", "std"))
+        self.target_mean, self.target_std = manifest["target_mean"], manifest["target_std"]
+        self.input_shape, self.num_classes = (features.shape[1],), 1 if self.task == "regression" else int(y.max()) + 1
+
+    def _frames(self, columns: list[str] | None) -> Iterator[tuple[object, np.ndarray, int]]:
+        """(features frame, targets, split code) per chunk, over the given files in order, rows without a target
+        dropped (as load_table drops them); with a split column, the code of each row instead."""
+        for code, name in enumerate(("train", "val", "test")):
+            if name not in self.files:
+                continue
+            for chunk in read_chunks(self.files[name]):
+                frame, target = features_and_target(chunk, columns or [], self.target)
+                codes = code
+                if self.split_column is not None:
+                    kept = chunk[chunk[self.target].notna()][self.split_column].map(str).to_numpy()
+                    codes = np.array([("train", "val", "test").index(v) for v in kept])
+                yield frame, target, codes
+
+    def _targets(self) -> tuple[np.ndarray, np.ndarray | None]:
+        parts = [(target, np.broadcast_to(code, len(target))) for _, target, code in self._frames(None)]
+        targets = np.concatenate([t for t, _ in parts])
+        codes = np.concatenate([c for _, c in parts])
+        given = None if len(self.files) == 1 and self.split_column is None else codes
+        return targets, given
+
+    def _key(self, columns: list[str]) -> str:
+        settings = [self.target, columns, self.split_column, self.max_categories, self.fit_rows, self.task]
+        digest = hashlib.sha256(json.dumps([settings, vars(self.split)], default=str).encode())
+        for name, path in sorted(self.files.items()):
+            stat = Path(path).stat()
+            digest.update(f"{name}\0{Path(path).resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:16]
+
+    def _write_shard(self, folder: Path, columns: list[str]) -> None:
+        """Fit the encoder on the sampled train rows, encode every row into features.npy, then the train rows'
+        statistics; the manifest, written last, marks a whole shard."""
+        train = self.indices["train"]
+        rng = np.random.default_rng(self.split.split_seed)
+        fitted = np.sort(rng.choice(train, min(self.fit_rows, len(train)), replace=False))
+        encode = encoder(self._rows(columns, fitted), self.max_categories)
+        encode.fit(self._rows(columns, fitted))
+        folder.mkdir(parents=True, exist_ok=True)
+        n = sum(len(frame) for frame, _, _ in self._frames(columns))
+        width = encode.transform(self._rows(columns, fitted[:1])).shape[1]
+        shard = np.lib.format.open_memmap(folder / "features.tmp.npy", mode="w+", dtype=np.float32, shape=(n, width))
+        start = 0
+        for frame, _, _ in self._frames(columns):
+            shard[start : start + len(frame)] = encode.transform(frame)
+            start += len(frame)
+        shard.flush()
+        (folder / "features.tmp.npy").replace(folder / "features.npy")
+        manifest = {"rows": n, "width": width, **self._statistics(np.load(folder / "features.npy", mmap_mode="r"))}
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+
+    def _rows(self, columns: list[str], rows: np.ndarray):
+        """The feature rows `rows` (sorted global indices) as one frame, gathered chunk by chunk."""
+        import pandas as pd
+
+        parts, start = [], 0
+        for frame, _, _ in self._frames(columns):
+            inside = rows[(rows >= start) & (rows < start + len(frame))] - start
+            parts.append(frame.iloc[inside])
+            start += len(frame)
+        return pd.concat(parts, ignore_index=True)
+
+    def _statistics(self, features: np.memmap) -> dict:
+        """Per-column mean and (unbiased, as torch's) std of the train rows, and the regression target's."""
+        train = np.sort(self.indices["train"])
+        total, squares = np.zeros(features.shape[1]), np.zeros(features.shape[1])
+        for start in range(0, len(train), CHUNK_ROWS):
+            block = features[train[start : start + CHUNK_ROWS]].astype(np.float64)
+            total, squares = total + block.sum(0), squares + (block**2).sum(0)
+        mean = total / len(train)
+        std = np.sqrt(np.maximum(squares - len(train) * mean**2, 0) / max(len(train) - 1, 1))
+        targets, _ = self._targets()
+        y = targets[train].astype(np.float64) if self.task == "regression" else np.zeros(1)
+        return {
+            "mean": mean.tolist(),
+            "std": np.where(std > 0, std, 1.0).tolist(),
+            "target_mean": float(y.mean()) if self.task == "regression" else 0.0,
+            "target_std": float(y.std(ddof=1)) if self.task == "regression" and len(y) > 1 else 1.0,
+        }
+
+    def split_sizes(self) -> dict[str, int]:
+        return {name: len(data) for name, data in self.splits.items()}
+
+    def example_input(self) -> Tensor:
+        return self._standardised((self.splits["train"][0][0][None], torch.zeros(1)))[0]
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = EpochSeededSampler(len(self.splits["train"]), self.shuffle_seed, epoch=first_epoch(self.trainer))
+        return self._loader(self.splits["train"], self.batch_size, sampler)
+
+    def val_dataloader(self):
+        return [] if len(self.splits["val"]) == 0 else self._loader(self.splits["val"], self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.splits["test"], self.eval_batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+    def _loader(self, data: Dataset, batch_size: int, sampler=None) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.shuffle_seed)  # not the global RNG: see arrays.py
+        return DataLoader(data, batch_size=batch_size, sampler=sampler, generator=generator, **self.loader)
+
+    def _standardised(self, batch: tuple) -> tuple:
+        x, y = batch
+        if not self.normalize:
+            return x, y
+        x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        return x, (y - self.target_mean) / self.target_std if self.task == "regression" else y
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        return self._standardised(batch)

@@ -51,6 +51,7 @@ bench: install
 	$(PY) bench/search_efficiency.py
 	$(PY) bench/sweep_workers.py
 	$(PY) bench/image_loading.py
+	$(PY) bench/table_streaming.py
 	$(PY) bench/model_selection.py    # about 30 minutes: 9 searches and their baselines
 
 lint: install

@@ -70,9 +70,11 @@ def epoch_rate(loader, normalise) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def hyperlab_module(folder: Path, cache: Path | None) -> ImageFolderDataModule:
+def hyperlab_module(folder: Path, cache: Path | None, persistent: bool = True) -> ImageFolderDataModule:
     convert = {"convert": True, "cache_dir": str(cache)} if cache else {}
-    dm = ImageFolderDataModule(str(folder), image_size=SIZE, num_workers=WORKERS, batch_size=BATCH, **convert)
+    dm = ImageFolderDataModule(
+        str(folder), image_size=SIZE, num_workers=WORKERS, batch_size=BATCH, persistent_workers=persistent, **convert
+    )
     dm.setup()
     return dm
 
@@ -152,8 +154,8 @@ def peak_memory(folder: Path) -> dict:
 import json, resource, sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from image_loading import hyperlab_module
-dm = hyperlab_module(__import__("pathlib").Path({str(folder)!r}), None)
-dm.loader["persistent_workers"] = False  # the workers end with the epoch, so RUSAGE_CHILDREN counts them
+# workers that end with the epoch, so that RUSAGE_CHILDREN counts them
+dm = hyperlab_module(__import__("pathlib").Path({str(folder)!r}), None, persistent=False)
 for x, _ in dm.train_dataloader():
     dm._normalised(x)
 print(json.dumps({{"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

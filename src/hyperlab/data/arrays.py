@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from hyperlab.data import augment as augmentation
 from hyperlab.data import preprocess
 from hyperlab.data.batches import EpochSeededSampler, TensorBatches, first_epoch
+from hyperlab.data.loading import grouped
 from hyperlab.data.splits import Split, given_split, split_rows
 
 
@@ -59,17 +60,6 @@ def described(function: Callable) -> str:
     name = getattr(function, "__qualname__", "<unnamed>")
     # a lambda or a local function has no name to import by: its repr (address included) keeps it apart
     return repr(function) if "<" in name else f"{function.__module__}.{name}"
-
-
-def grouped(settings: dict, *groups: type) -> list:
-    """The flat `data.*` knobs as one dataclass per group; a knob no group has is refused, not dropped."""
-    names = [{f.name for f in dataclasses.fields(group)} for group in groups]
-    unknown = sorted(set(settings) - set().union(*names))
-    if unknown:  # worded as Python words it for a signature, which config.key_errors attributes to the key
-        raise TypeError(f"got an unexpected keyword argument {unknown[0]!r}")
-    return [
-        group(**{k: v for k, v in settings.items() if k in keys}) for group, keys in zip(groups, names, strict=True)
-    ]
 
 
 class ArrayDataModule(L.LightningDataModule):

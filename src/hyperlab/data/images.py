@@ -20,7 +20,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from hyperlab.data import augment as augmentation
-from hyperlab.data.batches import EpochSeededSampler, first_epoch
+from hyperlab.data.loading import Loader, ShardRows, StreamedSplits, grouped
 from hyperlab.data.splits import Split, split_rows
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -72,19 +72,6 @@ class DecodedImages(Dataset):
         return torch.from_numpy(decode(self.files[i], self.size, self.mode)), int(self.labels[i])
 
 
-class ShardImages(Dataset):
-    """(uint8 image, label) read from the memory-mapped shard: a copy of its bytes, no decoding."""
-
-    def __init__(self, shard: np.memmap, labels: np.ndarray):
-        self.shard, self.labels = shard, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[Tensor, int]:
-        return torch.from_numpy(np.array(self.shard[i])), int(self.labels[i])
-
-
 def write_shard(images: DecodedImages, folder: Path, workers: int) -> None:
     """Decode every image once (in `workers` processes) into `images.bin`; the manifest, written last, marks a
     whole shard, so a conversion killed half way is redone, never read."""
@@ -110,7 +97,7 @@ def cache_key(files: list[Path], size: Sequence[int], mode: str) -> str:
     return digest.hexdigest()[:16]
 
 
-class ImageFolderDataModule(L.LightningDataModule):
+class ImageFolderDataModule(StreamedSplits, L.LightningDataModule):
     """Classification over an image folder; the split knobs are the in-memory module's (hyperlab.data.splits)."""
 
     task = "classification"
@@ -123,25 +110,17 @@ class ImageFolderDataModule(L.LightningDataModule):
         channels: int = 3,
         convert: bool = False,
         cache_dir: str = ".cache/images",
-        stats_samples: int = 1024,
-        batch_size: int = 64,
-        eval_batch_size: int = 256,
-        num_workers: int = 2,
-        pin_memory: bool = False,
-        persistent_workers: bool = True,
-        prefetch_factor: int | None = None,
-        shuffle_seed: int = 0,
         augment=None,
-        **split,
+        **settings,
     ):
+        """`settings`: `stats_samples` and the loader knobs (hyperlab.data.loading.Loader) and the split ones
+        (hyperlab.data.splits.Split), flat as the config gives them."""
         super().__init__()
         self.path, self.image_size, self.mode = path, tuple(image_size), MODES[channels]
-        self.convert, self.cache_dir, self.stats_samples = convert, Path(cache_dir), stats_samples
-        self.batch_size, self.eval_batch_size, self.shuffle_seed = batch_size, eval_batch_size, shuffle_seed
-        self.loader = {"num_workers": num_workers, "pin_memory": pin_memory}
-        self.loader |= {"persistent_workers": persistent_workers and num_workers > 0}
-        self.loader |= {"prefetch_factor": prefetch_factor} if num_workers else {}
-        self.split, self.augment = Split(**split), augment
+        self.convert, self.cache_dir, self.augment = convert, Path(cache_dir), augment
+        self.stats_samples = settings.pop("stats_samples", 1024)
+        self.split, self.loading = grouped(settings, Split, Loader)
+        self.batch_size = self.loading.batch_size
         self.input_shape = (channels, *self.image_size)
         self.splits: dict[str, Subset] = {}
 
@@ -161,8 +140,8 @@ class ImageFolderDataModule(L.LightningDataModule):
             return decoded
         folder = self.cache_dir / cache_key(files, self.image_size, self.mode)
         if not (folder / "manifest.json").is_file():
-            write_shard(decoded, folder, self.loader["num_workers"])
-        return ShardImages(np.load(folder / "images.npy", mmap_mode="r"), labels)
+            write_shard(decoded, folder, self.loading.num_workers)
+        return ShardRows(np.load(folder / "images.npy", mmap_mode="r"), labels)
 
     def _statistics(self) -> tuple[Tensor, Tensor]:
         """Per-channel mean and std of (up to `stats_samples`, seeded) train images, in [0, 1] units."""
@@ -172,31 +151,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         mean, std = pixels.mean((0, 2, 3)), pixels.std((0, 2, 3))
         return mean.view(1, -1, 1, 1), torch.where(std > 0, std, torch.ones_like(std)).view(1, -1, 1, 1)
 
-    def split_sizes(self) -> dict[str, int]:
-        return {name: len(data) for name, data in self.splits.items()}
-
     def example_input(self) -> Tensor:
         return self._normalised(self.splits["train"][0][0][None])
-
-    def train_dataloader(self) -> DataLoader:
-        overfit = self.trainer is not None and self.trainer.overfit_batches > 0
-        epoch = first_epoch(self.trainer)  # see EpochSeededSampler
-        sampler = None if overfit else EpochSeededSampler(len(self.splits["train"]), self.shuffle_seed, epoch=epoch)
-        return self._loader(self.splits["train"], self.batch_size, sampler)
-
-    def val_dataloader(self):
-        return [] if len(self.splits["val"]) == 0 else self._loader(self.splits["val"], self.eval_batch_size)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.splits["test"], self.eval_batch_size)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
-
-    def _loader(self, data: Dataset, batch_size: int, sampler=None) -> DataLoader:
-        # a generator of its own: the loader's base-seed draw leaves the global RNG (dropout) alone, as in arrays.py
-        generator = torch.Generator().manual_seed(self.shuffle_seed)
-        return DataLoader(data, batch_size=batch_size, sampler=sampler, generator=generator, **self.loader)
 
     def _normalised(self, x: Tensor) -> Tensor:
         mean, std = self.mean.to(x.device), self.std.to(x.device)

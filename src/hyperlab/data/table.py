@@ -13,6 +13,7 @@ import dataclasses
 from functools import partial
 
 from hyperlab.data.arrays import ArrayDataModule
+from hyperlab.data.loading import Loader
 from hyperlab.data.splits import Split
 from hyperlab.data.table_io import encoder, feature_columns, features_and_target, read_table
 from hyperlab.data.table_shard import StreamedTableDataModule
@@ -42,16 +43,12 @@ def table_data(
 def streamed(files: dict, target, features, split_column, max_categories, fit_rows, settings: dict):
     """The streamed module from data=table's knobs: the split and loader ones it uses (the in-memory-only ones
     are refused at config time, hyperlab.config.rules)."""
-    split = Split(**{f.name: settings[f.name] for f in dataclasses.fields(Split) if f.name in settings})
-    loader_keys = ("num_workers", "pin_memory", "persistent_workers", "prefetch_factor")
-    loader = {k: settings[k] for k in loader_keys if k in settings}
-    loader["persistent_workers"] = loader.get("persistent_workers", False) and loader.get("num_workers", 0) > 0
+    fields = {group: {f.name for f in dataclasses.fields(group)} for group in (Split, Loader)}
+    split, loading = (group(**{k: v for k, v in settings.items() if k in names}) for group, names in fields.items())
     return StreamedTableDataModule(
         files, target, features, split_column, max_categories, fit_rows,
         cache_dir=settings.get("cache_dir") or ".cache/tables", task=settings.get("task", "classification"),
-        normalize=settings.get("normalize", True), batch_size=settings.get("batch_size", 64),
-        eval_batch_size=settings.get("eval_batch_size", 1024), shuffle_seed=settings.get("shuffle_seed", 0),
-        split=split, loader=loader, augment=settings.get("augment"),
+        normalize=settings.get("normalize", True), split=split, loading=loading, augment=settings.get("augment"),
     )  # fmt: skip
 
 

@@ -18,10 +18,10 @@ import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Subset
 
 from hyperlab.data import preprocess
-from hyperlab.data.batches import EpochSeededSampler, first_epoch
+from hyperlab.data.loading import Loader, ShardRows, StreamedSplits
 from hyperlab.data.splits import Split, split_rows
 from hyperlab.data.table_io import encoder, feature_columns, features_and_target, read_table
 
@@ -46,37 +46,18 @@ def read_chunks(path: str, columns: list[str] | None = None) -> Iterator:
             yield chunk[columns] if columns else chunk
 
 
-class ShardRows(Dataset):
-    """(encoded row, target) of the shard; a batch's rows are read with one fancy index (`__getitems__`)."""
-
-    def __init__(self, features: np.memmap, targets: np.ndarray):
-        self.features, self.targets = features, targets
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
-        return torch.from_numpy(np.array(self.features[i])), torch.as_tensor(self.targets[i])
-
-    def __getitems__(self, rows: list[int]) -> list[tuple[Tensor, Tensor]]:
-        x, y = torch.from_numpy(self.features[rows]), torch.as_tensor(self.targets[rows])
-        return list(zip(x, y, strict=True))
-
-
-class StreamedTableDataModule(L.LightningDataModule):
+class StreamedTableDataModule(StreamedSplits, L.LightningDataModule):
     """A table's rows from a memory-mapped shard; its knobs are data=table's (conf/data/table.yaml)."""
 
     vocab_size = None
 
     def __init__(self, files: dict, target: str, features, split_column, max_categories: int, fit_rows: int,
-                 cache_dir: str, task: str, normalize: bool, batch_size: int, eval_batch_size: int, shuffle_seed: int,
-                 split: Split, loader: dict, augment=None):  # fmt: skip
+                 cache_dir: str, task: str, normalize: bool, split: Split, loading: Loader, augment=None):  # fmt: skip
         super().__init__()
         self.files, self.target, self.features, self.split_column = files, target, features, split_column
         self.max_categories, self.fit_rows, self.cache_dir = max_categories, fit_rows, Path(cache_dir)
-        self.task, self.normalize, self.split, self.loader = task, normalize, split, loader
-        self.batch_size, self.eval_batch_size, self.shuffle_seed = batch_size, eval_batch_size, shuffle_seed
-        self.augment = augment
+        self.task, self.normalize, self.split, self.loading = task, normalize, split, loading
+        self.batch_size, self.augment = loading.batch_size, augment
         self.splits: dict[str, Subset] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -177,28 +158,8 @@ class StreamedTableDataModule(L.LightningDataModule):
             "target_std": float(y.std(ddof=1)) if self.task == "regression" and len(y) > 1 else 1.0,
         }
 
-    def split_sizes(self) -> dict[str, int]:
-        return {name: len(data) for name, data in self.splits.items()}
-
     def example_input(self) -> Tensor:
         return self._standardised((self.splits["train"][0][0][None], torch.zeros(1)))[0]
-
-    def train_dataloader(self) -> DataLoader:
-        sampler = EpochSeededSampler(len(self.splits["train"]), self.shuffle_seed, epoch=first_epoch(self.trainer))
-        return self._loader(self.splits["train"], self.batch_size, sampler)
-
-    def val_dataloader(self):
-        return [] if len(self.splits["val"]) == 0 else self._loader(self.splits["val"], self.eval_batch_size)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.splits["test"], self.eval_batch_size)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
-
-    def _loader(self, data: Dataset, batch_size: int, sampler=None) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.shuffle_seed)  # not the global RNG: see arrays.py
-        return DataLoader(data, batch_size=batch_size, sampler=sampler, generator=generator, **self.loader)
 
     def _standardised(self, batch: tuple) -> tuple:
         x, y = batch

@@ -391,8 +391,8 @@ def test_bad_selection_settings_stop_the_sweep_before_any_trial(settings, messag
 
 
 def test_model_selection_can_build_every_family_and_setting_on_a_1d_signal(make_cfg, tmp_path):
-    """data=mnist1d gives (C, L) = (1, 40) signals: every family of hparams_search=model_selection, at every value
-    of its conditional choices, is a network that trains on them (no image disguise, no family ruled out)."""
+    """data=mnist1d gives (C, L) = (1, 40) signals: every family of hparams_search=model_selection, with every value
+    of each of its conditional choices, is a network that trains on them (no image disguise, no family ruled out)."""
     from hyperlab.builders import build_module
     from hyperlab.config.cli import compose_with_hydra
     from hyperlab.search.space import hydra_list
@@ -403,7 +403,8 @@ def test_model_selection_can_build_every_family_and_setting_on_a_1d_signal(make_
     assert [family for _, family in blocks] == list(space["model"].choices) == ["mlp", "cnn", "resnet"]
     for (_, family), block in blocks.items():
         values = [[(k, v) for v in getattr(d, "choices", None) or range(d.low, d.high + 1)] for k, d in block.items()]
-        for setting in itertools.product(*values):  # every combination of the family's knobs
+        for setting in itertools.zip_longest(*values, fillvalue=None):  # every choice of every knob at least once
+            setting = [pair for pair in setting if pair is not None]
             overrides = [f"{k}={hydra_list(v) if isinstance(v, list) else v}" for k, v in setting]
             cached = f"data.cache_dir={tmp_path}"  # the signals are generated once, then read from the cache
             datamodule, module = build_module(make_cfg("data=mnist1d", f"model={family}", cached, *overrides))

@@ -134,3 +134,19 @@ def test_ranks_draw_disjoint_shards_of_each_epochs_order(folder, make_cfg):
         shards.append(list(wrapped))
     assert not set(shards[0]) & set(shards[1]) and len(shards[0]) == len(shards[1]) == 31
     assert set(shards[0]) | set(shards[1]) == set(range(62))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.channels=2", "data.channels=2 is not allowed: must be 1 \\(greyscale\\) or 3 \\(RGB\\)"),
+        ("data.image_size=[32]", r"data.image_size=\[32\] is not allowed: must be \[H, W\], integers >= 1"),
+        ("data.stats_samples=0", "data.stats_samples=0 is not allowed: must be an integer >= 1"),
+        ("data.path=/nonexistent/pets", "data.path='/nonexistent/pets': no such file or folder"),
+    ],
+)
+def test_bad_image_settings_are_refused_at_config_time(folder, make_cfg, override, message):
+    from hyperlab.config.rules import check
+
+    with pytest.raises(ConfigError, match=message):
+        check(make_cfg("data=images", f"data.path={folder}", override))

@@ -73,7 +73,7 @@ class DecodedImages(Dataset):
 
 
 def write_shard(images: DecodedImages, folder: Path, workers: int) -> None:
-    """Decode every image once (in `workers` processes) into `images.bin`; the manifest, written last, marks a
+    """Decode every image once (in `workers` processes) into `images.npy`; the manifest, written last, marks a
     whole shard, so a conversion killed half way is redone, never read."""
     folder.mkdir(parents=True, exist_ok=True)
     shape = (len(images), len(images.mode), *images.size)
@@ -147,9 +147,15 @@ class ImageFolderDataModule(StreamedSplits, L.LightningDataModule):
         """Per-channel mean and std of (up to `stats_samples`, seeded) train images, in [0, 1] units."""
         train = self.splits["train"]
         chosen = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.split.split_seed))
-        pixels = torch.stack([train[int(i)][0] for i in chosen[: self.stats_samples]]).float() / 255
-        mean, std = pixels.mean((0, 2, 3)), pixels.std((0, 2, 3))
-        return mean.view(1, -1, 1, 1), torch.where(std > 0, std, torch.ones_like(std)).view(1, -1, 1, 1)
+        total = squares = torch.zeros(self.input_shape[0], dtype=torch.float64)
+        for i in chosen[: self.stats_samples]:  # one image at a time: 1024 at 224x224 would be 616 MB of floats
+            pixels = train[int(i)][0].double().flatten(1) / 255  # (C, H*W)
+            total, squares = total + pixels.sum(1), squares + (pixels**2).sum(1)
+        n = min(len(train), self.stats_samples) * self.image_size[0] * self.image_size[1]
+        mean = total / n
+        std = ((squares - n * mean**2).clamp(min=0) / max(n - 1, 1)).sqrt()  # unbiased, as torch.std
+        std = torch.where(std > 0, std, torch.ones_like(std))
+        return mean.float().view(1, -1, 1, 1), std.float().view(1, -1, 1, 1)
 
     def example_input(self) -> Tensor:
         return self._normalised(self.splits["train"][0][0][None])

@@ -66,6 +66,7 @@ class StreamedTableDataModule(StreamedSplits, L.LightningDataModule):
         columns = feature_columns(next(read_chunks(self.files["train"])), self.target, self.features, self.split_column)
         targets, given = self._targets()
         y, self.class_names = preprocess.class_codes(targets, self.task)
+        self.rows = len(y)
         self.indices = split_rows(y, self.split, given=given)
         folder = self.cache_dir / self._key(columns)
         if not (folder / "manifest.json").is_file():
@@ -109,16 +110,15 @@ class StreamedTableDataModule(StreamedSplits, L.LightningDataModule):
         return digest.hexdigest()[:16]
 
     def _write_shard(self, folder: Path, columns: list[str]) -> None:
-        """Fit the encoder on the sampled train rows, encode every row into features.npy, then the train rows'
-        statistics; the manifest, written last, marks a whole shard."""
+        """Fit the encoder on the sampled train rows (one pass), encode every row into features.npy (one pass), then
+        the train rows' statistics; the manifest, written last, marks a whole shard."""
         train = self.indices["train"]
         rng = np.random.default_rng(self.split.split_seed)
-        fitted = np.sort(rng.choice(train, min(self.fit_rows, len(train)), replace=False))
-        encode = encoder(self._rows(columns, fitted), self.max_categories)
-        encode.fit(self._rows(columns, fitted))
+        sample = self._rows(columns, np.sort(rng.choice(train, min(self.fit_rows, len(train)), replace=False)))
+        encode = encoder(sample, self.max_categories).fit(sample)
         folder.mkdir(parents=True, exist_ok=True)
-        n = sum(len(frame) for frame, _, _ in self._frames(columns))
-        width = encode.transform(self._rows(columns, fitted[:1])).shape[1]
+        n = self.rows  # every row with a target (nested CV over given splits leaves the given test rows out of all)
+        width = encode.transform(sample.iloc[:1]).shape[1]
         shard = np.lib.format.open_memmap(folder / "features.tmp.npy", mode="w+", dtype=np.float32, shape=(n, width))
         start = 0
         for frame, _, _ in self._frames(columns):

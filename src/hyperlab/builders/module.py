@@ -25,15 +25,15 @@ from hyperlab.training.supervised import Supervised
 
 def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
     """The data module and the LightningModule of a composed (or a checkpoint's stored) config."""
+    # the optional features, once: a checkpoint written before a feature existed has no key for it
+    quantize, adversarial, interpret = cfg.get("quantize"), cfg.get("adversarial"), cfg.get("interpret")
     datamodule = build_datamodule(cfg.data, cfg.get("augment"))
     with key_errors("loss", cfg.loss):
         loss = build_loss(cfg.loss, datamodule)
     net, shape = build_network(cfg.model, datamodule, loss)
-    check_task_options(
-        datamodule.task, cfg.loss._target_, cfg.get("quantize"), cfg.get("adversarial"), cfg.get("interpret")
-    )
-    check_in_memory_options(datamodule, cfg.loss, cfg.get("quantize"), cfg.get("adversarial"), cfg.get("interpret"))
-    prepare_network(net, cfg.get("finetune") or {}, cfg.get("quantize"), cfg.get("compile", False), datamodule)
+    check_task_options(datamodule.task, cfg.loss._target_, quantize, adversarial, interpret)
+    check_in_memory_options(datamodule, cfg.loss, quantize, adversarial, interpret)
+    prepare_network(net, cfg.get("finetune") or {}, quantize, cfg.get("compile", False), datamodule)
     regularization = cfg.get("regularization") or {}
     module = Supervised(
         net,
@@ -47,7 +47,7 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
         no_decay_bias_norm=cfg.get("no_decay_bias_norm", False),
         tbptt_steps=getattr(net, "tbptt_steps", None),
         **distillation_args(cfg.get("distill"), net, datamodule),
-        adversary=adversary(cfg.get("adversarial")),
+        adversary=adversary(adversarial),
         bytes_per_token=getattr(datamodule, "bytes_per_token", None),
         lr_scales=mup_lr_scales(cfg.model, cfg.optimizer, net, **shape),
     )

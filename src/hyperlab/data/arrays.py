@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from hyperlab.data import augment as augmentation
 from hyperlab.data import preprocess
 from hyperlab.data.batches import EpochSeededSampler, TensorBatches, first_epoch
-from hyperlab.data.loading import grouped
+from hyperlab.data.loading import dataloader_kwargs, grouped
 from hyperlab.data.splits import Split, given_split, split_rows
 
 
@@ -217,16 +217,11 @@ class ArrayDataModule(L.LightningDataModule):
         # draw would shift dropout masks, and a resumed run, whose first iterator is built before the RNG is
         # restored, would drift from an unbroken one. A generator of its own leaves the global RNG to the model.
         generator = torch.Generator().manual_seed(self.loading.shuffle_seed)
-        return DataLoader(data, batch_size=batch_size, sampler=sampler, generator=generator, **self._loader_kwargs())
-
-    def _loader_kwargs(self) -> dict:
-        workers = self.loading.num_workers
-        return {
-            "num_workers": workers,
-            "pin_memory": self.loading.pin_memory,
-            "persistent_workers": self.loading.persistent_workers and workers > 0,
-            "prefetch_factor": self.loading.prefetch_factor if workers > 0 else None,
-        }
+        knobs = self.loading
+        workers = dataloader_kwargs(
+            knobs.num_workers, knobs.pin_memory, knobs.persistent_workers, knobs.prefetch_factor
+        )
+        return DataLoader(data, batch_size=batch_size, sampler=sampler, generator=generator, **workers)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         return augmentation.on_training_batches(self.augment, self.trainer, batch)

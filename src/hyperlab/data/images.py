@@ -8,7 +8,6 @@ as the token shards are (hyperlab.data.tokens); later epochs and runs read the s
 """
 
 import csv
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from hyperlab.data import augment as augmentation
-from hyperlab.data.loading import Loader, ShardRows, StreamedSplits, grouped
+from hyperlab.data.loading import Loader, ShardRows, StreamedSplits, fingerprint, grouped
 from hyperlab.data.splits import Split, split_rows
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -90,11 +89,7 @@ def write_shard(images: DecodedImages, folder: Path, workers: int) -> None:
 
 def cache_key(files: list[Path], size: Sequence[int], mode: str) -> str:
     """The files' names, sizes and modification times, and the decode settings: a changed image is a new key."""
-    digest = hashlib.sha256(json.dumps([list(size), mode]).encode())
-    for file in files:
-        stat = file.stat()
-        digest.update(f"{file}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
+    return fingerprint([list(size), mode], files)
 
 
 class ImageFolderDataModule(StreamedSplits, L.LightningDataModule):

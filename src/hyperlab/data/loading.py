@@ -2,7 +2,10 @@
 settings group, and the dataloaders of its `Subset` splits, shared by those data modules."""
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -10,6 +13,23 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from hyperlab.data.batches import EpochSeededSampler, first_epoch
+
+
+def dataloader_kwargs(num_workers: int, pin_memory: bool, persistent_workers: bool, prefetch_factor) -> dict:
+    """A DataLoader's worker knobs: persistence and prefetching only where there are worker processes."""
+    prefetch = {"prefetch_factor": prefetch_factor} if num_workers else {}
+    persistent = persistent_workers and num_workers > 0
+    return {"num_workers": num_workers, "pin_memory": pin_memory, "persistent_workers": persistent, **prefetch}
+
+
+def fingerprint(settings, files: list[Path]) -> str:
+    """A cache key of `settings` (JSON) and the files' names, sizes and modification times: a changed file, or
+    another setting, is another key."""
+    digest = hashlib.sha256(json.dumps(settings, default=str).encode())
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def grouped(settings: dict, *groups: type) -> list:
@@ -36,11 +56,7 @@ class Loader:
     shuffle_seed: int = 0
 
     def kwargs(self) -> dict:
-        workers = self.num_workers
-        prefetch = {"prefetch_factor": self.prefetch_factor} if workers else {}
-        return {"num_workers": workers, "pin_memory": self.pin_memory, **prefetch} | {
-            "persistent_workers": self.persistent_workers and workers > 0
-        }
+        return dataloader_kwargs(self.num_workers, self.pin_memory, self.persistent_workers, self.prefetch_factor)
 
 
 class ShardRows(Dataset):

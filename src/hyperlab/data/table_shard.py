@@ -9,7 +9,6 @@ every row encoded into `<cache_dir>/<key>/features.npy`; the train rows' mean an
 encoded and are standardised on the device, as images are.
 """
 
-import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from torch import Tensor
 from torch.utils.data import Subset
 
 from hyperlab.data import preprocess
-from hyperlab.data.loading import Loader, ShardRows, StreamedSplits
+from hyperlab.data.loading import Loader, ShardRows, StreamedSplits, fingerprint
 from hyperlab.data.splits import Split, split_rows
 from hyperlab.data.table_io import encoder, feature_columns, features_and_target, read_table
 
@@ -66,7 +65,7 @@ class StreamedTableDataModule(StreamedSplits, L.LightningDataModule):
         columns = feature_columns(next(read_chunks(self.files["train"])), self.target, self.features, self.split_column)
         targets, given = self._targets()
         y, self.class_names = preprocess.class_codes(targets, self.task)
-        self.rows = len(y)
+        self.targets = y  # class codes, or the regression values
         self.indices = split_rows(y, self.split, given=given)
         folder = self.cache_dir / self._key(columns)
         if not (folder / "manifest.json").is_file():
@@ -102,12 +101,9 @@ class StreamedTableDataModule(StreamedSplits, L.LightningDataModule):
         return targets, given
 
     def _key(self, columns: list[str]) -> str:
-        settings = [self.target, columns, self.split_column, self.max_categories, self.fit_rows, self.task]
-        digest = hashlib.sha256(json.dumps([settings, vars(self.split)], default=str).encode())
-        for name, path in sorted(self.files.items()):
-            stat = Path(path).stat()
-            digest.update(f"{name}\0{Path(path).resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-        return digest.hexdigest()[:16]
+        names = sorted(self.files)  # which file is train, val or test
+        settings = [self.target, columns, self.split_column, self.max_categories, self.fit_rows, self.task, names]
+        return fingerprint([settings, vars(self.split)], [Path(self.files[name]).resolve() for name in names])
 
     def _write_shard(self, folder: Path, columns: list[str]) -> None:
         """Fit the encoder on the sampled train rows (one pass), encode every row into features.npy (one pass), then
@@ -117,7 +113,7 @@ class StreamedTableDataModule(StreamedSplits, L.LightningDataModule):
         sample = self._rows(columns, np.sort(rng.choice(train, min(self.fit_rows, len(train)), replace=False)))
         encode = encoder(sample, self.max_categories).fit(sample)
         folder.mkdir(parents=True, exist_ok=True)
-        n = self.rows  # every row with a target (nested CV over given splits leaves the given test rows out of all)
+        n = len(self.targets)  # every row with a target (nested CV over given splits leaves given test rows out)
         width = encode.transform(sample.iloc[:1]).shape[1]
         shard = np.lib.format.open_memmap(folder / "features.tmp.npy", mode="w+", dtype=np.float32, shape=(n, width))
         start = 0
@@ -149,8 +145,7 @@ class StreamedTableDataModule(StreamedSplits, L.LightningDataModule):
             total, squares = total + block.sum(0), squares + (block**2).sum(0)
         mean = total / len(train)
         std = np.sqrt(np.maximum(squares - len(train) * mean**2, 0) / max(len(train) - 1, 1))
-        targets, _ = self._targets()
-        y = targets[train].astype(np.float64) if self.task == "regression" else np.zeros(1)
+        y = self.targets[train].astype(np.float64) if self.task == "regression" else np.zeros(1)  # read in setup
         return {
             "mean": mean.tolist(),
             "std": np.where(std > 0, std, 1.0).tolist(),

@@ -354,42 +354,6 @@ def test_a_fresh_study_tries_every_family_with_a_conditional_block_first():
     assert families == ["mlp", "cnn", "resnet"]
 
 
-@pytest.mark.parametrize(
-    "settings, message",
-    [
-        (
-            {"nested_folds": 1, "selection": {"rule": "one_se"}},
-            r"hydra.sweeper.nested_folds=1: null, or an integer >= 2",
-        ),
-        ({"nested_folds": 3}, r"hydra.sweeper.nested_folds=3: null, or an integer >= 2 with hydra.sweeper.selection"),
-        (
-            {
-                "selection": {"rule": "one_se"},
-                "objectives": ["val/acc", "model/params"],
-                "directions": ["maximize", "minimize"],
-            },
-            "hydra.sweeper.selection picks one winner: it needs a single objective",
-        ),
-    ],
-)
-def test_bad_selection_settings_stop_the_sweep_before_any_trial(settings, message):
-    from hyperlab.search.sweeper import OptunaSweep
-
-    base = {
-        "study_name": "s",
-        "storage": None,
-        "n_trials": 2,
-        "objectives": ["val/acc"],
-        "directions": ["maximize"],
-        "sampler": None,
-        "pruner": None,
-        "max_failures": 1,
-        "params": {},
-    }
-    with pytest.raises(SweepError, match=message):
-        OptunaSweep(**{**base, **settings})
-
-
 def test_model_selection_can_build_every_family_and_setting_on_a_1d_signal(make_cfg, tmp_path):
     """data=mnist1d gives (C, L) = (1, 40) signals: every family of hparams_search=model_selection, with every value
     of each of its conditional choices, is a network that trains on them (no image disguise, no family ruled out)."""

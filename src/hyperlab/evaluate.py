@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from hyperlab import runs
 from hyperlab.builders import load_module
+from hyperlab.builders.hardware import refuse_missing_hardware
 from hyperlab.contracts import TensorSplits
 from hyperlab.errors import ConfigError
 from hyperlab.training.supervised import classification_metrics
@@ -62,6 +63,7 @@ def ensemble_members(run_dir: Path, top_k: int, rank_by: str) -> list[str]:
 def evaluate(cfg: DictConfig) -> dict:
     """Test one checkpoint; or, for a cross-validated run or a sweep directory, each member checkpoint and their
     ensemble. Members share the test split (fixed data.split_seed), so all are scored on the same rows."""
+    refuse_missing_hardware(cfg.trainer)
     output_dir = Path(cfg.paths.output_dir)
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[], default_root_dir=str(output_dir))
     target = Path(cfg.ckpt_path)

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from hyperlab import console, runs
 from hyperlab.analysis.after_fit import after_fit
 from hyperlab.builders import build_module, build_trainer, run_callbacks
+from hyperlab.builders.hardware import refuse_missing_hardware
 from hyperlab.builders.trainer import finish_loggers
 from hyperlab.errors import ConfigError
 from hyperlab.training import measure
@@ -29,6 +30,7 @@ console.quiet_lightning()
 
 def train(cfg: DictConfig) -> float | None:
     """Train as configured (all k folds when `data.num_folds` is set); return `optimized_metric` for sweepers."""
+    refuse_missing_hardware(cfg.trainer)
     num_folds = cfg.data.get("num_folds")
     if num_folds and cfg.data.get("fold") is None:
 

@@ -16,14 +16,15 @@ CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 
 
 @contextmanager
-def reported_errors():
+def reported_errors(job: bool = True):
     """Turn a ReportedError into one clear line on stderr and exit status 1 (as Hydra's own errors), no traceback;
-    HYDRA_FULL_ERROR=1 shows the traceback, as it does for Hydra's own errors."""
+    HYDRA_FULL_ERROR=1 shows the traceback, as it does for Hydra's own errors. A `job` of a sweep raises instead:
+    the sweeper records it as failed and the sweep goes on; the sweeper's own errors (`job=False`) stop it."""
     try:
         yield
     except ReportedError as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1" or in_multirun():
-            raise  # under -m the sweeper records this job as failed and the sweep goes on
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or (job and in_multirun()):
+            raise
         raise SystemExit(f"error: {error}") from None
 
 

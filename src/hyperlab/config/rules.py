@@ -18,6 +18,28 @@ RESUME_MODES = ("never", "auto")
 DATA_TASKS = ("classification", "regression", "language_model")
 SAMPLERS = ("weighted", "oversample", "undersample", "smote")  # data.sampler
 OUTLIER_METHODS = ("isolation_forest",)
+TOKENIZERS = ("bpe", "bytes")  # data.tokenizer (data=stdlib)
+PARAMETRIZATIONS = ("standard", "mup")  # model.parametrization
+# On/off knobs: OmegaConf passes `model.tie_weights=yes` through as the string 'yes', which Python reads as true
+# and `=False`-looking typos ('flase') as true too; a boolean knob takes true or false and nothing else.
+BOOLEAN_KEYS = (
+    "data.normalize",
+    "data.stratify",
+    "data.shuffle",
+    "data.drop_nan_rows",
+    "data.drop_duplicates",
+    "data.device_resident",
+    "data.pin_memory",
+    "data.persistent_workers",
+    "model.tie_weights",
+    "model.activation_checkpointing",
+    "model.channels_last",
+    "model.spectral_norm",
+    "finetune.freeze_backbone",
+    "adversarial.train",
+    "tune.batch_size",
+    "tune.lr",
+)
 
 
 def _number(value) -> bool:
@@ -27,6 +49,12 @@ def _number(value) -> bool:
 
 def _integer(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _names(value) -> bool:
+    """A list of non-empty strings (column names, file paths)."""
+    listed = isinstance(value, (list, tuple)) or OmegaConf.is_list(value)
+    return listed and all(isinstance(v, str) and v != "" for v in value)
 
 
 MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision
@@ -74,6 +102,22 @@ RULES = [
     ("data.stats_samples", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("data.convert", lambda v: isinstance(v, bool), "true or false"),
     ("data.max_categories", lambda v: _integer(v) and v >= 2, "an integer >= 2"),
+    ("data.eval_batch_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("data.shuffle_seed", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    # data=table: the columns
+    ("data.target", lambda v: isinstance(v, str) and v != "", "a column name"),
+    ("data.features", lambda v: v is None or _names(v), "null or a list of column names"),
+    ("data.split_column", lambda v: v is None or (isinstance(v, str) and v != ""), "null or a column name"),
+    # data=stdlib (token data)
+    ("data.tokenizer", lambda v: v in TOKENIZERS, " | ".join(TOKENIZERS)),
+    ("data.vocab_size", lambda v: _integer(v) and 256 < v <= 2**16, "an integer in (256, 65536] (uint16 shards)"),
+    ("data.context", lambda v: _integer(v) and v >= 1, "an integer >= 1 (tokens per window)"),
+    ("data.batches_per_epoch", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("data.eval_windows", lambda v: v is None or (_integer(v) and v >= 1), "null (all) or an integer >= 1"),
+    ("data.paths", lambda v: v is None or _names(v), "null (the standard library) or a list of files and folders"),
+    # data=mnist1d
+    ("data.load.num_samples", lambda v: _integer(v) and v >= 10, "an integer >= 10"),
+    ("data.load.train_split", lambda v: _number(v) and 0 < v < 1, "a number in (0, 1)"),
     ("loss.label_smoothing", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     ("regularization.l1", lambda v: _number(v) and v >= 0, "a number >= 0"),
     ("regularization.l2", lambda v: _number(v) and v >= 0, "a number >= 0"),
@@ -91,6 +135,8 @@ RULES = [
     ("model.blocks", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("model.base_width", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("model.heads", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("model.parametrization", lambda v: v in PARAMETRIZATIONS, " | ".join(PARAMETRIZATIONS)),
+    *((key, lambda v: isinstance(v, bool), "true or false") for key in BOOLEAN_KEYS),
     ("resume", lambda v: v in RESUME_MODES, " or ".join(RESUME_MODES)),
     ("optimized_metric", lambda v: v is None or str(v).startswith(("val/", "test/")), "null or a val/* or test/* key"),
 ]
@@ -256,11 +302,43 @@ def weight_files_exist(cfg: DictConfig) -> None:
 
 
 def data_files_exist(cfg: DictConfig) -> None:
-    """A table's or an image folder's files (data=table, data=images), before anything is read."""
+    """A table's, an image folder's or a corpus's files (data=table, images, stdlib), before anything is read."""
     for key in ("data.path", "data.test_path", "data.val_path"):
         path = _select(cfg, key)
         if isinstance(path, str) and not Path(path).exists():
             raise ConfigError(f"{key}={path!r}: no such file or folder")
+    for path in _select(cfg, "data.paths") or ():
+        if not Path(path).exists():
+            raise ConfigError(f"data.paths: {path!r}: no such file or folder")
+
+
+def heads_divide_the_width(cfg: DictConfig) -> None:
+    """Attention splits the model dimension into model.heads equal parts, at model.width and, under muP, at the
+    base width the standard parametrization is taken from."""
+    heads = _select(cfg, "model.heads")
+    if not heads:
+        return
+    widths = ["model.width"] + (["model.base_width"] if _select(cfg, "model.parametrization") == "mup" else [])
+    for key in widths:
+        if _select(cfg, key) % heads:
+            raise ConfigError(f"{key}={_select(cfg, key)} must be a multiple of model.heads={heads}")
+
+
+def warmup_ends_before_the_run(cfg: DictConfig) -> None:
+    """A warm-up as long as the run never reaches the schedule: refused when the run's length is known from the
+    config (trainer.max_steps, or token data's fixed batches per epoch)."""
+    warmup = _select(cfg, "scheduler.warmup_steps") or 0
+    max_steps, max_epochs = _select(cfg, "trainer.max_steps", -1), _select(cfg, "trainer.max_epochs")
+    batches = _select(cfg, "data.batches_per_epoch")
+    total, source = None, None
+    if max_steps and max_steps > 0:
+        total, source = max_steps, f"trainer.max_steps={max_steps}"
+    elif batches and max_epochs and max_epochs > 0:
+        per_step = _select(cfg, "trainer.accumulate_grad_batches", 1)
+        total = max_epochs * batches // per_step
+        source = f"trainer.max_epochs={max_epochs} x data.batches_per_epoch={batches} / {per_step} accumulated"
+    if total is not None and warmup >= total:
+        raise ConfigError(f"scheduler.warmup_steps={warmup} must be < the run's {total} optimizer steps ({source})")
 
 
 def streamed_tables_take_no_in_memory_knobs(cfg: DictConfig) -> None:
@@ -305,6 +383,8 @@ CROSS_KEY_CHECKS = [
     clipping_fits_the_precision,
     weight_files_exist,
     data_files_exist,
+    heads_divide_the_width,
+    warmup_ends_before_the_run,
     streamed_tables_take_no_in_memory_knobs,
     testing_needs_a_test_split,
     checkpoint_to_start_from,

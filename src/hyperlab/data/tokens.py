@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hyperlab.errors import choose
+from hyperlab.errors import ConfigError, choose
 
 TOKENIZERS = ("bytes", "bpe")
 SKIPPED = {"site-packages", "dist-packages", "test", "tests", "idlelib"}  # not the library's own code
@@ -59,6 +59,18 @@ def split_files(files: list[Path], val_fraction: float, test_fraction: float, se
     if n_val + n_test >= len(order):
         raise ValueError(f"{len(order)} files are too few for data.val_fraction and data.test_fraction")
     return {"train": order[n_val + n_test :], "val": order[:n_val], "test": order[n_val : n_val + n_test]}
+
+
+def windows_fit(splits: dict[str, list[Path]], context: int) -> None:
+    """Every split must hold one window of context + 1 tokens. Both tokenizers make at most one token per byte,
+    so a split with fewer bytes cannot: refused from the file sizes, before anything is tokenised."""
+    for name, files in splits.items():
+        n_bytes = sum(path.stat().st_size for path in files)
+        if files and n_bytes < context + 2:
+            raise ConfigError(
+                f"data.context={context}: the {name} split's files hold {n_bytes} bytes, fewer than one window "
+                f"(context + 1 tokens, at most one per byte); lower data.context or give that split more files"
+            )
 
 
 def read_text(path: Path) -> str:
@@ -249,8 +261,9 @@ class TokenDataModule(L.LightningDataModule):
         digest = files_digest(files, root)
         settings = [digest, self.tokenizer_name, self.vocab_size, *self.fractions, self.split_seed]
         folder = self.cache_dir / hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]
+        splits = split_files(files, *self.fractions, self.split_seed)
+        windows_fit(splits, self.context)
         if not (folder / "manifest.json").is_file():
-            splits = split_files(files, *self.fractions, self.split_seed)
             if self.tokenizer_name == "bpe":  # trained on the train split only
                 folder.mkdir(parents=True, exist_ok=True)
                 tokenizer = BPETokenizer.train(splits["train"], self.vocab_size)

@@ -6,9 +6,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from hyperlab.errors import ConfigError
 
-class SweepError(Exception):
-    """A sweep that cannot go on (bad search space, failure budget exceeded)."""
+
+class SweepError(ConfigError):
+    """A search space the sweep cannot run (reported as one line, like every config error)."""
 
 
 def distribution(override: Override) -> BaseDistribution:

@@ -71,6 +71,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _built(key: str, node: DictConfig):
+    """An Optuna sampler or pruner from its node; a constructor's refusal (`n_startup_trials=-1`) names the key."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return instantiate(node)
+    except Exception as error:  # Hydra wraps the constructor's ValueError/TypeError in an InstantiationException
+        cause = error.__cause__ or error
+        raise SweepError(f"{key}: {type(cause).__name__}: {cause}") from error
+
+
 class OptunaSweep(Sweeper):
     def __init__(
         self,
@@ -88,28 +99,17 @@ class OptunaSweep(Sweeper):
         selection=None,
         nested_folds=None,
     ):
-        if len(objectives) != len(directions):
-            raise SweepError(
-                f"hydra.sweeper.objectives {list(objectives)} and directions {list(directions)} "
-                "must have the same length"
-            )
+        # the settings were checked by the plugin (hyperlab.config.sweep_rules.check_sweeper) before optuna loaded
         self.study_name, self.storage_url, self.n_trials = study_name, storage, n_trials
         self.objectives, self.directions = list(objectives), list(directions)
-        if pruner and len(objectives) > 1:
-            raise SweepError("Optuna prunes single-objective studies only: set hydra.sweeper.pruner=null")
         self.sampler_cfg, self.pruner_cfg = sampler, pruner
-        self.pruner = instantiate(pruner) if pruner else optuna.pruners.NopPruner()
+        self.pruner = _built("hydra.sweeper.pruner", pruner) if pruner else optuna.pruners.NopPruner()
+        if sampler is not None:  # built again for each ask (see _sampler); built once here so a bad argument fails now
+            _built("hydra.sweeper.sampler", sampler)
         self.max_failures = max_failures
         self.params = {str(k): str(v) for k, v in (params or {}).items()}
         self.conditional = {str(w): {str(k): str(v) for k, v in p.items()} for w, p in (conditional or {}).items()}
         self.torch_threads = torch_threads
-        if (selection or nested_folds) and len(objectives) > 1:
-            raise SweepError("hydra.sweeper.selection picks one winner: it needs a single objective")
-        if nested_folds is not None and (not isinstance(nested_folds, int) or nested_folds < 2 or not selection):
-            raise SweepError(
-                f"hydra.sweeper.nested_folds={nested_folds!r}: null, or an integer >= 2 with "
-                "hydra.sweeper.selection set"
-            )
         self.selection, self.nested_folds = selection, nested_folds
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
@@ -143,6 +143,7 @@ class OptunaSweep(Sweeper):
             min(self.n_trials, math.prod(len(v) for v in grid(space).values())) if self._is_grid else self.n_trials
         )
         returns, failures = [], 0
+        self._say_if_nothing_to_run(study, n_trials)
         while True:
             with self._lock(sweep_dir):
                 self._recover_dead_workers(study)
@@ -175,6 +176,16 @@ class OptunaSweep(Sweeper):
                 else:
                     self._select(sweep_dir)
         return returns
+
+    def _say_if_nothing_to_run(self, study: optuna.Study, n_trials: int) -> None:
+        """Re-running a finished study's command runs no trial: documented (docs/sweeps.md) as the way to report it
+        again, so it exits 0, and says so rather than looking like a sweep that silently did nothing."""
+        finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+        if finished >= n_trials:
+            console.say(
+                f"study {self.study_name} already has {finished} finished trials (hydra.sweeper.n_trials={n_trials}): "
+                "no trial to run; its report again. Raise hydra.sweeper.n_trials to run more."
+            )
 
     def _select(self, sweep_dir: Path) -> None:
         """The selection rule and the refit (hyperlab.search.select --refit), in a process of its own: it composes the

@@ -18,6 +18,7 @@ from optuna.samplers import RandomSampler, TPESampler
 
 from hyperlab.search import refit, select
 from hyperlab.search.space import SweepError, ask, conditional_space, override_key, search_space
+from hyperlab.train import train
 from tests.conftest import CONF, ROOT
 
 JOBS = {  # job: (val/acc, FLOPs, overrides)
@@ -315,27 +316,31 @@ def test_report_over_a_real_study_has_a_row_per_trial_and_importances(tmp_path):
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
 
 
-def test_a_cross_validated_trial_below_the_median_after_its_first_fold_is_pruned(tmp_path):
+def test_a_cross_validated_trial_below_the_median_after_its_second_fold_is_pruned(tmp_path):
     from hyperlab.training.trial import FoldReports, open_storage
 
     storage = str(tmp_path / "study.journal")
     pruner = {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 2, "n_warmup_steps": 0}
     study = optuna.create_study(study_name="cv", storage=open_storage(storage), direction="maximize")
     study.set_user_attr("pruner", pruner)
-    for value in (0.95, 0.96):  # two finished trials, reported fold by fold
+    for value in (0.95, 0.96):  # two finished trials, reported fold by fold (steps 101, 102 after folds 1, 2)
         trial = study.ask()
-        for fold in range(3):
-            trial.report(value, step=fold)
+        for fold in range(1, 3):
+            trial.report(value, step=100 + fold)
         study.tell(trial, value)
     good, bad = study.ask(), study.ask()
-    FoldReports(storage, "cv", good.number, "val/acc").report([{"val/acc": 0.97}])  # above the median: goes on
+    fold = {"val/acc": 0.97, "trainer/epochs": 10}
+    FoldReports(storage, "cv", good.number, "val/acc").report([fold])  # fold 0 reported its epochs itself
+    assert study.trials[good.number].intermediate_values == {}
+    FoldReports(storage, "cv", good.number, "val/acc").report([fold, fold])  # above the median: goes on
     reports = FoldReports(storage, "cv", bad.number, "val/acc")
-    with pytest.raises(optuna.TrialPruned, match=f"trial {bad.number} pruned after fold 0"):
-        reports.report([{"val/acc": 0.80}])
-    assert study.trials[bad.number].intermediate_values == {0: 0.80}
+    with pytest.raises(optuna.TrialPruned, match=f"trial {bad.number} pruned after fold 1"):
+        reports.report([{**fold, "val/acc": 0.80}, {**fold, "val/acc": 0.80}])
+    assert study.trials[bad.number].intermediate_values == {101: 0.80}
+    assert study.trials[bad.number].user_attrs["epochs"] == 20  # the budget it spent, for the report
     # the value reported after fold k is the running mean over folds 0..k
-    FoldReports(storage, "cv", good.number, "val/acc").report([{"val/acc": 0.97}, {"val/acc": 0.95}])
-    assert study.trials[good.number].intermediate_values == {0: 0.97, 1: pytest.approx(0.96)}
+    FoldReports(storage, "cv", good.number, "val/acc").report([fold, fold, {**fold, "val/acc": 0.94}])
+    assert study.trials[good.number].intermediate_values == {101: 0.97, 102: pytest.approx(0.96)}
 
 
 def test_a_fresh_study_tries_every_family_with_a_conditional_block_first():
@@ -420,3 +425,91 @@ def test_a_search_trial_never_reads_the_test_split(make_cfg, monkeypatch):
     assert cfg.test is False
     metrics = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text()) if train(cfg) else {}
     assert metrics and not [k for k in metrics if k.startswith("test/")]
+
+
+def cv_trial(tmp_path, make_cfg, best_so_far: float):
+    """A 3-fold job of a study whose one finished trial reported `best_so_far` at every step (MedianPruner)."""
+    from hyperlab.training.trial import open_storage
+
+    storage = str(tmp_path / "study.journal")
+    study = optuna.create_study(study_name="mf", storage=open_storage(storage), direction="maximize")
+    study.set_user_attr("pruner", {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 1})
+    done = study.ask()
+    for step in [*range(1, 101), 101, 102]:
+        done.report(best_so_far, step=step)
+    study.tell(done, best_so_far)
+    trial = study.ask()
+    cfg = make_cfg(
+        "data.num_folds=3", "trainer.max_epochs=4", "callbacks.model_checkpoint=null", "test=false",
+        f"trial.storage={storage}", "trial.study_name=mf", f"trial.number={trial.number}", "trial.monitor=val/acc",
+    )  # fmt: skip
+    return study, trial, cfg
+
+
+def test_a_hopeless_cross_validated_trial_is_pruned_within_its_first_fold(tmp_path, make_cfg):
+    """Multi-fidelity: fold 0 reports every epoch (as % of its 4 epochs); below the median after epoch 0, the trial
+    stops there and never starts fold 1."""
+    study, trial, cfg = cv_trial(tmp_path, make_cfg, best_so_far=1.01)
+    with pytest.raises(optuna.TrialPruned, match="pruned after epoch 0"):
+        train(cfg)
+    out = Path(cfg.paths.output_dir)
+    assert (out / "fold_0").is_dir() and not (out / "fold_1").exists()
+    reported = study.trials[trial.number]
+    assert list(reported.intermediate_values) == [25]  # epoch 0 of 4 = 25 % of fold 0
+    assert reported.user_attrs["epochs"] == 1
+
+
+def test_a_surviving_cross_validated_trial_still_scores_the_mean_of_every_fold(tmp_path, make_cfg):
+    study, trial, cfg = cv_trial(tmp_path, make_cfg, best_so_far=0.0)
+    objective = train(cfg)
+    metrics = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    folds = [f["val/acc"] for f in metrics["folds"]]
+    assert len(folds) == 3 and objective == pytest.approx(sum(folds) / 3) == metrics["val/acc"]
+    assert metrics["val/acc_se"] == pytest.approx(statistics.stdev(folds) / 3**0.5)
+    assert metrics["trainer/epochs"] == 12  # 3 folds x 4 epochs: the budget the report sums
+    assert list(study.trials[trial.number].intermediate_values) == [25, 50, 75, 100, 101, 102]
+
+
+def test_baselines_are_tuned_on_the_trials_folds_and_tested_on_their_test_rows(tmp_path):
+    """Row ids compared: each fold's (train, val) positions in train + val are exactly the rows a trial's fold k
+    trains and validates on, and the test rows are the trials' (and the refit's) test rows."""
+    from hyperlab.builders.module import build_datamodule
+    from hyperlab.config.cli import compose
+    from hyperlab.search.baselines import same_rows
+
+    cfg = compose(["data=wine", "data.num_folds=3"], tmp_path)
+    rows = same_rows(cfg.data)
+    train_val = rows["rows"]["train_val"]
+    for k, (train_rows, val_rows) in enumerate(rows["folds"]):
+        fold = compose(["data=wine", "data.num_folds=3", f"data.fold={k}"], tmp_path).data
+        trial = build_datamodule(fold, None)  # as a trial's fold k sees the data (standardised)
+        assert sorted(train_val[train_rows]) == sorted(trial.indices["train"])
+        assert sorted(train_val[val_rows]) == sorted(trial.indices["val"])
+        assert sorted(rows["rows"]["test"]) == sorted(trial.indices["test"])
+    assert len(train_val) == len(rows["x"]) and len(rows["y_test"]) == len(rows["rows"]["test"])
+
+
+@pytest.mark.parametrize(("net_acc", "net_se", "verdict"), [(0.60, 0.01, "beats"), (1.0, 0.0, "no classical")])
+def test_the_report_says_when_a_classical_baseline_beats_the_selected_net(net_acc, net_se, verdict, tmp_path, capsys):
+    """A wine selection whose trials scored 0.60 (any tuned SVC scores ~0.99 there): the line must appear; with a
+    perfect net it must not."""
+    sweep = tmp_path / "study"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text(
+        yaml.safe_dump({"optimized_metric": "val/acc", "hydra": {"sweeper": {"directions": ["maximize"]}}})
+    )
+    (sweep / "0" / ".hydra").mkdir(parents=True)
+    (sweep / "0" / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["data=wine", "data.num_folds=3"]))
+    metrics = {"val/acc": net_acc, "val/acc_se": net_se, "model/flops": 1, "trainer/epochs": 30}
+    (sweep / "0" / "metrics.json").write_text(json.dumps(metrics))
+    result = select.main([str(sweep), "--baselines", "--rule", "best"])
+    printed = capsys.readouterr().out
+    assert {r["model"] for r in result["baselines"]} == {"logreg", "svc", "hgb"}
+    assert all(r["folds"] == 3 and 0.9 < r["metric"] <= 1 for r in result["baselines"] if r["model"] == "svc")
+    line = next(line for line in printed.splitlines() if "beats the selected net" in line)
+    assert line.startswith("a classical baseline beats" if verdict == "beats" else "no classical baseline beats")
+    assert "budget: 30 epochs trained" in printed
+    with open(sweep / "leaderboard.csv") as f:
+        assert [r["job"] for r in csv.DictReader(f)] == ["0", "sklearn:svc", "sklearn:logreg", "sklearn:hgb"][:1] + [
+            r["job"] for r in result["baselines"]
+        ]

@@ -13,7 +13,7 @@ import torch
 from hyperlab import runs
 from hyperlab.builders import build_module
 from hyperlab.evaluate import evaluate
-from hyperlab.train import train
+from hyperlab.train import train, train_once
 from tests.conftest import trainer_of
 
 
@@ -25,10 +25,6 @@ def read_csv(path: Path) -> list[dict]:
 REQUIRED = {
     "val/acc",
     "val/loss",
-    "val/f1",
-    "val/precision",
-    "val/recall",
-    "val/auroc",
     "test/acc",
     "test/loss",
     "test/f1",
@@ -87,8 +83,36 @@ def test_checkpoints_load_with_weights_only(run_dir):
             "alpha": 0.5,
             "lr_scales": None,
             "bytes_per_token": None,
+            "val_metrics": "lean",
+            "watched": ["val/acc", "val/loss"],
         }
         assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == 0.002
+
+
+FULL_CLASSIFICATION = {"acc", "loss", "precision", "recall", "f1", "auroc"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "val_keys"),
+    [
+        ([], {"acc", "loss"}),  # lean: loss, accuracy and the watched keys (val/loss: checkpoint, early stopping)
+        (["metrics.val=full"], FULL_CLASSIFICATION),
+        (["optimized_metric=val/f1"], {"acc", "loss", "f1"}),  # a watched key is computed too
+        (["data=diabetes", "loss=mse", "data.stratify=false", "optimized_metric=val/r2"], {"loss", "mse", "r2"}),
+        (["data=diabetes", "loss=mse", "data.stratify=false", "optimized_metric=null", "metrics.val=full"],
+         {"loss", "mse", "mae", "r2"}),
+    ],
+)  # fmt: skip
+def test_the_metrics_setting_writes_exactly_its_documented_val_keys(overrides, val_keys, make_cfg):
+    """Every epoch's validation and metrics.json hold these val/* keys; the test split always gets the full set."""
+    cfg = make_cfg(*overrides, "trainer.max_epochs=1")
+    metrics = train_once(cfg)
+    assert {k.removeprefix("val/") for k in metrics if k.startswith("val/")} == val_keys
+    regression = "data=diabetes" in overrides
+    full_test = {"loss", "mse", "mae", "r2"} if regression else FULL_CLASSIFICATION
+    assert {k.removeprefix("test/") for k in metrics if k.startswith("test/")} == full_test
+    logged = {k.removeprefix("val/") for r in read_csv(Path(cfg.paths.output_dir) / "csv" / "metrics.csv") for k in r}
+    assert {k for k in logged if k in FULL_CLASSIFICATION | full_test} == val_keys  # per epoch: the same set
 
 
 def test_csv_logger_writes_per_epoch_metrics(run_dir):

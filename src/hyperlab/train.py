@@ -37,7 +37,8 @@ def train(cfg: DictConfig) -> float | None:
         def train_fold(k: int, fold_dir: Path) -> dict:
             fold_cfg = copy.deepcopy(cfg)
             fold_cfg.data.fold, fold_cfg.paths.output_dir = k, str(fold_dir)
-            fold_cfg.trial.number = None  # the folds report as a whole (cross_validate): no per-epoch steps
+            # multi-fidelity: fold 0 reports each epoch (as % of its epochs), later folds as a whole (FoldReports)
+            fold_cfg.trial.number, fold_cfg.trial.steps = (cfg.trial.number if k == 0 else None), "percent"
             return train_once(fold_cfg)
 
         metrics = cross_validate(num_folds, Path(cfg.paths.output_dir), train_fold, cfg.trial)
@@ -88,6 +89,7 @@ def train_once(cfg: DictConfig) -> dict:
     metrics.update(
         {
             "ckpt/resumed_from": ckpt_path,
+            "trainer/epochs": trainer.current_epoch,  # trained in this run: a search's budget is their sum
             **{f"data/{split}_rows": rows for split, rows in datamodule.split_sizes().items()},
             **runs.provenance(Path(cfg.paths.root_dir)),
             **getattr(datamodule, "provenance", {}),  # token data: its files, their hash, token and byte counts

@@ -131,6 +131,7 @@ RULES = [
     ("adversarial.epsilon", lambda v: _number(v) and v > 0, "a number > 0"),
     ("adversarial.steps", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("quantize", lambda v: v in (None, "dynamic", "static"), "null, dynamic or static"),
+    ("metrics.val", lambda v: v in ("lean", "full"), "lean | full"),
     ("interpret.samples", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     ("model.blocks", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     ("model.base_width", lambda v: _integer(v) and v >= 1, "an integer >= 1"),

@@ -35,6 +35,7 @@ class TrainConfig:
     matmul_precision: str = "highest"
     quantize: str | None = None
     interpret: Any = None
+    metrics: Any = None
     trial: Any = None  # the study sweeper's trial for this job (hydra_plugins/study_sweeper)
     # config groups, typed by their own files
     data: Any = None

@@ -106,6 +106,9 @@ def changes(job_cfg: DictConfig, epochs: int) -> dict[str, object]:
     }
     if OmegaConf.select(job_cfg, "callbacks.model_checkpoint") is not None:
         out["callbacks.model_checkpoint.monitor"] = None  # keep the last epoch's weights
+    else:  # the search's trials keep no checkpoint (their final weights are scored); the refit is the model kept
+        default = OmegaConf.load(CONF_DIR / "callbacks" / "model_checkpoint.yaml").model_checkpoint
+        out["callbacks.model_checkpoint"] = {**OmegaConf.to_container(default), "monitor": None}
     return out
 
 

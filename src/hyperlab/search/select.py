@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from hyperlab import runs
+from hyperlab.search import baselines as baselines_module
 from hyperlab.search import nested as nested_cv
 from hyperlab.search import refit as refitting
 
@@ -42,6 +43,8 @@ COLUMNS = [
     "time/train_s",
     "memory/peak_mb",
     "interpret/features_90",
+    "trainer/epochs",
+    "test_metric",
 ]
 RULES = ("one_se", "best")
 
@@ -67,7 +70,7 @@ def read_jobs(sweep_dir: Path, metric: str) -> list[dict]:
                 "metric_std": metrics.get(f"{metric}_std"),
                 "folds": metrics.get("data/num_folds"),
                 "model": _model(overrides),
-                **{key: metrics.get(key) for key in COLUMNS[7:]},
+                **{key: metrics.get(key) for key in COLUMNS[7:-1]},
                 "overrides": overrides,
             }
         )
@@ -113,12 +116,33 @@ def unfinished_rows(study, done: set[str]) -> list[dict]:
                 "job": str(trial.number),
                 "state": trial.state.name.lower(),
                 "metric": steps[last] if last is not None else None,
-                "folds": None if last is None else last + 1,
+                "stopped_at": _stopped_at(last),
+                "trainer/epochs": trial.user_attrs.get("epochs"),
                 "model": str(trial.params.get("model", "default")),
                 "overrides": [f"{override_key(k)}={v}" for k, v in trial.params.items()],
             }
         )
     return rows
+
+
+def _stopped_at(step: int | None) -> str | None:
+    """Where a pruned trial stopped, from its last report's step (hyperlab.training.trial: a cross-validated
+    trial reports fold 0's epochs as 1..100 % of them, then fold k >= 1 as 100 + k)."""
+    if step is None:
+        return None
+    return f"{step}% of fold 0" if step <= 100 else f"fold {step - 100}"
+
+
+def budget(rows: list[dict], study) -> str:
+    """The compute a search spent: epochs trained over every trial and fold (pruned ones up to their stop), and
+    the study's wall time from its first trial's start to its last trial's end."""
+    epochs = sum(r.get("trainer/epochs") or 0 for r in rows if r["state"] != "baseline")
+    line = f"budget: {epochs} epochs trained, summed over trials and folds"
+    times = [t for t in (study.get_trials(deepcopy=False) if study is not None else []) if t.datetime_complete]
+    if times:
+        wall = max(t.datetime_complete for t in times) - min(t.datetime_start for t in times)
+        line += f"; {wall.total_seconds():.0f} s wall from the first trial's start to the last one's end"
+    return line
 
 
 # --- the selection rule ----------------------------------------------------------------------------------------
@@ -206,8 +230,8 @@ def report(rows: list[dict], choice: dict, metric: str, cost: str, refit: dict |
         lines.append(f"  ... {len(complete) - top} more complete trials in leaderboard.csv")
     pruned = [r for r in rows if r["state"] == "pruned" and r["metric"] is not None]
     if pruned:
-        stops = ", ".join(f"{r['job']} ({r['metric']:.3f} after {r['folds']})" for r in pruned[:6])
-        lines.append(f"pruned (running mean after n folds/epochs): {stops}" + (" ..." if len(pruned) > 6 else ""))
+        stops = ", ".join(f"{r['job']} ({r['metric']:.3f} at {r['stopped_at']})" for r in pruned[:6])
+        lines.append(f"pruned (last report, where): {stops}" + (" ..." if len(pruned) > 6 else ""))
     winner = choice["winner"]
     lines += [
         "",
@@ -220,6 +244,24 @@ def report(rows: list[dict], choice: dict, metric: str, cost: str, refit: dict |
             f"refit on train + val, {refit['refit/epochs']} epochs: {test} {refit.get(test, float('nan')):.4f} "
             f"(search estimate {refit['search/metric']:.4f} ± {_figure(refit.get('search/metric_se'))})"
         )
+    return "\n".join(_wrap(line) for line in lines)
+
+
+def baseline_lines(baselines: list[dict], winner: dict, maximize: bool, refit: dict | None, metric: str) -> str:
+    """The classical baselines (hyperlab.search.baselines) under the ranking, and the one-line verdict."""
+    if not baselines:
+        return ""
+    lines = ["", "", f"{'classical baselines (scikit-learn, same folds)':<48} {'CV':>7}  {'± SE':>6}  {'test':>6}"]
+    for row in baselines:
+        lines.append(
+            f"  {row['model']:<8} {' '.join(row['overrides'])[:37]:<37} {row['metric']:>7.4f}  "
+            f"{_figure(row['metric_se']):>6}  {row['test_metric']:>6.4f}"
+        )
+    if refit:
+        test = refit.get(runs.test_key(metric), float("nan"))
+        se = _figure(winner.get("metric_se"))
+        lines.append(f"  {'the selected net, refit':<46} {winner['metric']:>7.4f}  {se:>6}  {test:>6.4f}")
+    lines.append(baselines_module.verdict(baselines, winner, maximize))
     return "\n".join(_wrap(line) for line in lines)
 
 
@@ -339,6 +381,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rule", choices=RULES, default=None, help="default: hydra.sweeper.selection.rule or one_se")
     parser.add_argument("--cost", default=None, help="a metrics.json key; default: model/flops")
     parser.add_argument(
+        "--baselines",
+        action="store_true",
+        help="score scikit-learn's tuned classical models on the same folds and test rows (baselines.json); "
+        "default: hydra.sweeper.selection.baselines",
+    )
+    parser.add_argument(
         "--refit",
         choices=["no", "missing", "force"],
         default="no",
@@ -362,7 +410,6 @@ def main(argv: list[str] | None = None) -> dict:
     study = read_study(sweep_dir, found.get("study_name"))
     everything = rows + unfinished_rows(study, {r["job"] for r in rows})
     choice = choose(rows, maximize, rule, cost)
-    write_leaderboard(everything, sweep_dir / "leaderboard.csv")
     importances = write_importances(study, sweep_dir / "importances.csv")
     plot(everything, choice, importances, metric, cost, sweep_dir / "selection.png")
     winner, searchpath = choice["winner"], found.get("searchpath", [])
@@ -376,8 +423,20 @@ def main(argv: list[str] | None = None) -> dict:
         )
         refitting.write_experiment(sweep_dir / "best_experiment.yaml", scored, header)
     refit = _refit(args.refit, sweep_dir, winner, metric, rule, job_cfg, scored, searchpath)
+    wanted = args.baselines or selection.get("baselines", False) or (sweep_dir / "baselines.json").is_file()
+    baselines = _baselines(sweep_dir, job_cfg, metric) if wanted and job_cfg is not None else []
+    write_leaderboard(everything + baselines, sweep_dir / "leaderboard.csv")
     print(report(everything, choice, metric, cost, refit))
-    return {"rows": everything, **choice, "refit": refit}
+    print(_wrap(budget(everything, study)) + baseline_lines(baselines, winner, maximize, refit, metric))
+    return {"rows": everything, **choice, "refit": refit, "baselines": baselines}
+
+
+def _baselines(sweep_dir: Path, job_cfg, metric: str) -> list[dict]:
+    """The baselines of this sweep's data, scored once into baselines.json (delete it to score them again)."""
+    path = sweep_dir / "baselines.json"
+    if not path.is_file():
+        path.write_text(json.dumps(baselines_module.score(job_cfg.data, metric), indent=1))
+    return json.loads(path.read_text())
 
 
 def _refit(

@@ -34,14 +34,23 @@ def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
     )
 
 
-def task_metrics(task: str, num_classes: int, prefix: str) -> MetricCollection:
+# metrics.val=lean: what validation computes every epoch besides the loss (and whatever a callback, schedule,
+# sweep or optimized_metric watches); metrics.val=full and every test pass compute the task's whole set
+LEAN = {"classification": ("acc",), "regression": ("mse",), "language_model": ("acc",)}
+
+
+def task_metrics(task: str, num_classes: int, prefix: str, keep: set[str] | None = None) -> MetricCollection:
     """What is scored per task: classification metrics; MSE/MAE/R^2 for regression (on the standardised target);
-    next-token accuracy for a language model (its perplexity is exp(loss), the loss being nats per token)."""
+    next-token accuracy for a language model (its perplexity is exp(loss), the loss being nats per token).
+    `keep`: only these names (e.g. {"acc"}); None: all."""
     if task == "regression":
-        return MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()}, prefix=prefix)
-    if task == "language_model":
-        return MetricCollection({"acc": MulticlassAccuracy(num_classes, average="micro")}, prefix=prefix)
-    return classification_metrics(num_classes, prefix)
+        metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()})
+    elif task == "language_model":
+        metrics = MetricCollection({"acc": MulticlassAccuracy(num_classes, average="micro")})
+    else:
+        metrics = classification_metrics(num_classes, "")
+    kept = {name: metric for name, metric in metrics.items() if keep is None or name in keep}
+    return MetricCollection(kept, prefix=prefix)
 
 
 class Supervised(L.LightningModule):
@@ -72,6 +81,8 @@ class Supervised(L.LightningModule):
         adversary: Callable[[nn.Module, nn.Module, Tensor, Tensor], Tensor] | None = None,
         lr_scales: dict[str, float] | None = None,
         bytes_per_token: dict[str, float] | None = None,
+        val_metrics: str = "full",
+        watched: Iterable[str] = (),
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "teacher", "adversary"])
@@ -94,7 +105,9 @@ class Supervised(L.LightningModule):
         self.train_count = 0  # n: a shape, known on the host without a sync
         self.train_acc = MeanMetric() if task != "regression" else None
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
-        self.val_metrics = task_metrics(task, num_classes, "val/")
+        # lean: a search runs thousands of validation epochs; AUROC, precision, recall and F1 are computed at test
+        lean = {*LEAN[task], *(key.removeprefix("val/") for key in watched)} if val_metrics == "lean" else None
+        self.val_metrics = task_metrics(task, num_classes, "val/", keep=lean)
         self.test_metrics = task_metrics(task, num_classes, "test/")
 
     def forward(self, x: Tensor) -> Tensor:

@@ -5,6 +5,7 @@ The study sweeper (hyperlab.search.sweeper) asks a trial, then launches a job wi
 monitored metric after every validation epoch and stops the job when the study's pruner says so.
 """
 
+import math
 from pathlib import Path
 
 import lightning as L
@@ -35,11 +36,15 @@ class ReportToTrial(L.Callback):
     """Report `monitor` to the trial after each validation epoch; raise TrialPruned when the pruner says so.
 
     The exception ends `trainer.fit`; the sweeper records the trial as PRUNED with its last reported value.
+    `steps`: what a report's step counts. `epoch`: the epoch index. `percent`: the percentage of the run's epochs
+    done (1..100), for the first fold of a cross-validated trial: trials with 10 and 20 epochs (and a schedule
+    over each run's length, like the one-cycle) are compared at the same fraction of their schedule, not at
+    the same epoch, where the longer run is always behind.
     """
 
-    def __init__(self, storage: str, study_name: str, number: int, monitor: str):
+    def __init__(self, storage: str, study_name: str, number: int, monitor: str, steps: str = "epoch"):
         self.trial = load_trial(storage, study_name, number)
-        self.monitor = monitor
+        self.monitor, self.steps = monitor, steps
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # only during fit: the validate() of the best checkpoint after fit is no new epoch
@@ -47,23 +52,37 @@ class ReportToTrial(L.Callback):
             return
         epoch, prune = trainer.current_epoch, False
         if trainer.is_global_zero:  # one report per epoch; under DDP every rank then stops together
-            self.trial.report(float(trainer.callback_metrics[self.monitor]), step=epoch)
+            self.trial.report(float(trainer.callback_metrics[self.monitor]), step=self._step(epoch, trainer.max_epochs))
             prune = self.trial.should_prune()
+            if prune:  # the budget this trial spent, for the report (metrics.json is never written)
+                self.trial.set_user_attr("epochs", epoch + 1)
         if trainer.strategy.broadcast(prune, src=0):
             raise optuna.TrialPruned(f"trial {self.trial.number} pruned after epoch {epoch}")
 
+    def _step(self, epoch: int, max_epochs: int | None) -> int:
+        if self.steps == "percent" and max_epochs and max_epochs > 0:
+            return math.ceil(100 * (epoch + 1) / max_epochs)
+        return epoch
+
+
+FOLDS_FROM = 100  # the step after fold k >= 1 is 100 + k: after fold 0's reports at 1..100 % of its epochs
+
 
 class FoldReports:
-    """A cross-validated trial's reports: after fold k, the mean of `monitor` over folds 0..k as step k; raises
-    TrialPruned when the pruner says so. Folds are the fidelity: a trial that is clearly worse after one or two
-    folds is not given the rest (successive halving over folds instead of over epochs)."""
+    """A cross-validated trial's reports after each fold. Fold 0 reports every epoch itself (ReportToTrial, steps
+    `percent`: 1..100), so a hopeless trial stops within its first fold; after fold k >= 1 the mean of `monitor`
+    over folds 0..k is reported as step 100 + k, so a trial still worse after a few folds is not given the
+    rest. Raises TrialPruned when the pruner says so, with the epochs spent kept in the trial's `epochs`."""
 
-    def __init__(self, storage: str, study_name: str, number: int, monitor: str):
+    def __init__(self, storage: str, study_name: str, number: int, monitor: str, steps: str = "percent"):
         self.trial, self.monitor = load_trial(storage, study_name, number), monitor
 
     def report(self, folds: list[dict]) -> None:
         """`folds`: the metrics of the folds trained so far."""
-        step = len(folds) - 1
-        self.trial.report(sum(f[self.monitor] for f in folds) / len(folds), step=step)
+        k = len(folds) - 1
+        if k == 0:  # reported epoch by epoch
+            return
+        self.trial.report(sum(f[self.monitor] for f in folds) / len(folds), step=FOLDS_FROM + k)
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"trial {self.trial.number} pruned after fold {step}")
+            self.trial.set_user_attr("epochs", sum(f["trainer/epochs"] for f in folds))
+            raise optuna.TrialPruned(f"trial {self.trial.number} pruned after fold {k}")

@@ -235,6 +235,7 @@ def test_options_that_need_class_labels_are_refused_for_other_tasks(make_cfg):
 # --- tuner, weight averaging, logging ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # two tuner searches: ~4 s
 def test_tuner_chooses_batch_size_and_lr_and_they_are_used(make_cfg):
     cfg = make_cfg("tune.batch_size=true", "tune.lr=true", "trainer.max_epochs=1", *QUICK)
     metrics = {}

@@ -47,6 +47,8 @@ BAD_CONFIGS = [
     (["data=images", f"data.path={HERE.parent}", "data.image_size=[0,32]"], "data.image_size=.* is not allowed"),
     (["data=mnist1d", "data.load.train_split=1.0"], r"data.load.train_split=1.0 is not allowed: must be a number in"),
     (["data=mnist1d", "data.load.num_samples=0"], "data.load.num_samples=0 is not allowed"),
+    (["data=mnist1d", "data.load.seed=-1"], "data.load.seed=-1 is not allowed: must be an integer >= 0"),
+    (["data=text", "data.load.seq_len=0"], "data.load.seq_len=0 is not allowed: must be an integer >= 1"),
 ]
 
 
@@ -207,26 +209,37 @@ def test_a_strategy_needing_absent_hardware_names_the_option_typed(overrides, me
 
 SWEEP = ["-m", "hparams_search=model_selection"]
 TPE = ["-m", "hparams_search=tpe"]
+
+
+def fast(args: list[str], key: str):
+    return pytest.param(args, key, id=" ".join(args))
+
+
+def slow(args: list[str], key: str):
+    return pytest.param(args, key, id=" ".join(args), marks=pytest.mark.slow)
+
+
+# One per key family; five run in the fast tier (a subprocess each, ~0.5 s), the rest in the slow tier
 BAD_COMMANDS = [
-    (["model=gpt", "data=stdlib", "data.context=0"], "data.context"),
-    (["data.eval_batch_size=0"], "data.eval_batch_size"),
-    (["model=gpt", "data=stdlib", "model.heads=5"], "model.heads"),
-    (["model=gpt", "data=stdlib", "model.parametrization=mup", "model.base_width=100"], "model.base_width"),
-    (["data=table", "data.path=/no/such.csv", "data.target=y"], "data.path"),
-    (["data=stdlib", "data.paths=[/no/corpus]"], "data.paths"),
-    (["model.spectral_norm=yes"], "model.spectral_norm"),
-    (["scheduler=cosine", "scheduler.warmup_steps=10", "trainer.max_steps=10"], "scheduler.warmup_steps"),
-    ([*TPE, "hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials"),
-    ([*TPE, "hydra.sweeper.pruner.n_warmup_steps=-1"], "hydra.sweeper.pruner.n_warmup_steps"),
-    ([*TPE, "hydra.sweeper.sampler._target_=random.Random"], "hydra.sweeper.sampler._target_"),
-    ([*TPE, "hydra.sweeper.storage=redis://localhost/0"], "hydra.sweeper.storage"),
-    ([*TPE, "hydra.sweeper.params.lr='interval(-1.0, 0.1)'"], "hydra.sweeper.params.lr"),
-    ([*TPE, "hydra.sweeper.params.optimizer='choice(adamw, adamx)'"], "hydra.sweeper.params.optimizer"),
-    ([*SWEEP, "hydra.sweeper.selection.rule=worst"], "hydra.sweeper.selection.rule"),
-    ([*SWEEP, "hydra.sweeper.selection.refit=maybe"], "hydra.sweeper.selection.refit"),
-    ([*SWEEP, "hydra.sweeper.nested_folds=1"], "hydra.sweeper.nested_folds"),
-    ([*SWEEP, "data.num_folds=null"], "data.num_folds"),
-    ([*SWEEP, "data.eval_batch_size=0"], "data.eval_batch_size"),
+    fast(["model=gpt", "data=stdlib", "data.context=0"], "data.context"),
+    slow(["data.eval_batch_size=0"], "data.eval_batch_size"),
+    slow(["model=gpt", "data=stdlib", "model.heads=5"], "model.heads"),
+    slow(["model=gpt", "data=stdlib", "model.parametrization=mup", "model.base_width=100"], "model.base_width"),
+    fast(["data=table", "data.path=/no/such.csv", "data.target=y"], "data.path"),
+    slow(["data=stdlib", "data.paths=[/no/corpus]"], "data.paths"),
+    slow(["model.spectral_norm=yes"], "model.spectral_norm"),
+    slow(["scheduler=cosine", "scheduler.warmup_steps=10", "trainer.max_steps=10"], "scheduler.warmup_steps"),
+    fast([*TPE, "hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials"),
+    slow([*TPE, "hydra.sweeper.pruner.n_warmup_steps=-1"], "hydra.sweeper.pruner.n_warmup_steps"),
+    slow([*TPE, "hydra.sweeper.sampler._target_=random.Random"], "hydra.sweeper.sampler._target_"),
+    slow([*TPE, "hydra.sweeper.storage=redis://localhost/0"], "hydra.sweeper.storage"),
+    fast([*TPE, "hydra.sweeper.params.lr='interval(-1.0, 0.1)'"], "hydra.sweeper.params.lr"),
+    slow([*TPE, "hydra.sweeper.params.optimizer='choice(adamw, adamx)'"], "hydra.sweeper.params.optimizer"),
+    fast([*SWEEP, "hydra.sweeper.selection.rule=worst"], "hydra.sweeper.selection.rule"),
+    slow([*SWEEP, "hydra.sweeper.selection.refit=maybe"], "hydra.sweeper.selection.refit"),
+    slow([*SWEEP, "hydra.sweeper.nested_folds=1"], "hydra.sweeper.nested_folds"),
+    slow([*SWEEP, "data.num_folds=null"], "data.num_folds"),
+    slow([*SWEEP, "data.eval_batch_size=0"], "data.eval_batch_size"),
 ]
 
 
@@ -236,7 +249,7 @@ def nothing_written(root: Path) -> list[Path]:
     return [p for pattern in patterns for p in root.rglob(pattern)]
 
 
-@pytest.mark.parametrize(("args", "key"), BAD_COMMANDS, ids=[" ".join(a) for a, _ in BAD_COMMANDS])
+@pytest.mark.parametrize(("args", "key"), BAD_COMMANDS)
 def test_a_bad_command_exits_1_with_one_line_naming_the_key_and_writes_nothing(args, key, tmp_path):
     result = run_cli("train.py", *args, f"paths.log_dir={tmp_path}", f"++data.cache_dir={tmp_path / 'cache'}")
     last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""

@@ -28,7 +28,13 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-ALL = [(group, option) for group in GROUPS for option in options(group)]
+# Loggers that start a tracking store (mlflow's, and `many`'s four at once) take seconds: the slow tier's
+SLOW = {("logger", "many"), ("logger", "mlflow")}
+ALL = [
+    pytest.param(group, option, id=f"{group}={option}", marks=[pytest.mark.slow] if (group, option) in SLOW else [])
+    for group in GROUPS
+    for option in options(group)
+]
 
 
 def test_every_group_has_options():
@@ -40,7 +46,7 @@ def test_every_group_has_options():
     assert {"fdr", "overfit", "limit", "profiler", "anomaly"} <= set(options("debug"))
 
 
-@pytest.mark.parametrize(("group", "option"), ALL, ids=[f"{g}={o}" for g, o in ALL])
+@pytest.mark.parametrize(("group", "option"), ALL)
 def test_option_composes_and_instantiates(group, option, make_cfg, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     own = own_data(option, tmp_path) if group == "data" else []

@@ -398,6 +398,7 @@ def fake_finished_sweep(sweep: Path) -> Path:
     return sweep
 
 
+@pytest.mark.slow  # a real refit in a subprocess (~6 s)
 def test_the_refit_trains_on_train_and_val_and_its_experiment_composes_back(tmp_path):
     sweep = fake_finished_sweep(tmp_path / "study")
     choice = select.main([str(sweep), "--refit", "missing", "--rule", "best"])

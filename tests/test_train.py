@@ -166,8 +166,12 @@ def test_same_seed_same_metrics_and_another_seed_differs(make_cfg, tmp_path):
 
 @pytest.mark.parametrize(
     "loader",
-    [[], ["data.device_resident=false", "data.num_workers=1"]],  # a worker process draws indices ahead
-    ids=["device-resident", "dataloader-workers"],
+    [  # a worker process draws indices ahead; starting one costs ~2 s: the slow tier's
+        pytest.param([], id="device-resident"),
+        pytest.param(
+            ["data.device_resident=false", "data.num_workers=1"], id="dataloader-workers", marks=pytest.mark.slow
+        ),
+    ],
 )
 def test_resume_from_epoch_2_matches_an_unbroken_run(make_cfg, tmp_path, loader):
     keep_all = ["trainer.max_epochs=4", "callbacks.model_checkpoint.save_top_k=-1", "model.dropout=0.2", *loader]

@@ -118,6 +118,8 @@ RULES = [
     # data=mnist1d
     ("data.load.num_samples", lambda v: _integer(v) and v >= 10, "an integer >= 10"),
     ("data.load.train_split", lambda v: _number(v) and 0 < v < 1, "a number in (0, 1)"),
+    ("data.load.seed", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    ("data.load.seq_len", lambda v: _integer(v) and v >= 1, "an integer >= 1 (characters per window)"),
     ("loss.label_smoothing", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     ("regularization.l1", lambda v: _number(v) and v >= 0, "a number >= 0"),
     ("regularization.l2", lambda v: _number(v) and v >= 0, "a number >= 0"),

@@ -329,7 +329,7 @@ def test_a_cross_validated_trial_below_the_median_after_its_second_fold_is_prune
             trial.report(value, step=100 + fold)
         study.tell(trial, value)
     good, bad = study.ask(), study.ask()
-    fold = {"val/acc": 0.97, "trainer/epochs": 10}
+    fold = {"val/acc": 0.97, "trainer/epoch": 10}
     FoldReports(storage, "cv", good.number, "val/acc").report([fold])  # fold 0 reported its epochs itself
     assert study.trials[good.number].intermediate_values == {}
     FoldReports(storage, "cv", good.number, "val/acc").report([fold, fold])  # above the median: goes on

@@ -6,6 +6,7 @@ versions, git commit and dirty flag, the command line). Checkpoints carry the ru
 `hyperlab_config`, so `eval.py` rebuilds the model without the user retyping overrides.
 """
 
+import functools
 import json
 import math
 import subprocess
@@ -19,8 +20,11 @@ CONFIG_KEY = "hyperlab_config"
 PACKAGES = ("hyperlab", "torch", "lightning", "torchmetrics", "hydra-core", "omegaconf", "scikit-learn", "numpy")
 
 
+@functools.cache
 def provenance(root: Path) -> dict:
-    """What it takes to reproduce the run months later: versions, commit, dirty tree, command line."""
+    """What it takes to reproduce the run months later: versions, commit, dirty tree, command line. Read once per
+    process: the code a process runs is what it imported at its start, and a search's folds would otherwise run
+    two git commands each (bench/fit_overhead.py). Callers copy the dict into their metrics."""
 
     def git(*args: str) -> str | None:
         try:

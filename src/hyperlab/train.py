@@ -89,7 +89,6 @@ def train_once(cfg: DictConfig) -> dict:
     metrics.update(
         {
             "ckpt/resumed_from": ckpt_path,
-            "trainer/epochs": trainer.current_epoch,  # trained in this run: a search's budget is their sum
             **{f"data/{split}_rows": rows for split, rows in datamodule.split_sizes().items()},
             **runs.provenance(Path(cfg.paths.root_dir)),
             **getattr(datamodule, "provenance", {}),  # token data: its files, their hash, token and byte counts

@@ -44,6 +44,7 @@ COLUMNS = [
     "memory/peak_mb",
     "interpret/features_90",
     "trainer/epochs",
+    "trainer/epoch",
     "test_metric",
 ]
 RULES = ("one_se", "best")
@@ -133,10 +134,15 @@ def _stopped_at(step: int | None) -> str | None:
     return f"{step}% of fold 0" if step <= 100 else f"fold {step - 100}"
 
 
+def _epochs(row: dict) -> int:
+    """Epochs a trial trained: summed over its folds (`trainer/epochs`), its one run's, or a pruned one's."""
+    return row.get("trainer/epochs") or row.get("trainer/epoch") or 0
+
+
 def budget(rows: list[dict], study) -> str:
     """The compute a search spent: epochs trained over every trial and fold (pruned ones up to their stop), and
     the study's wall time from its first trial's start to its last trial's end."""
-    epochs = sum(r.get("trainer/epochs") or 0 for r in rows if r["state"] != "baseline")
+    epochs = sum(_epochs(r) for r in rows if r["state"] != "baseline")
     line = f"budget: {epochs} epochs trained, summed over trials and folds"
     times = [t for t in (study.get_trials(deepcopy=False) if study is not None else []) if t.datetime_complete]
     if times:

@@ -35,14 +35,14 @@ def fold_statistics(folds: list[dict]) -> dict:
     metrics = {key: statistics.fmean(f[key] for f in folds) for key in scored}
     metrics.update({f"{key}_std": statistics.stdev(f[key] for f in folds) for key in scored})
     metrics.update({f"{key}_se": metrics[f"{key}_std"] / num_folds**0.5 for key in scored})
-    kept = [*scored, "ckpt/best", "trainer/global_step", "trainer/best_epoch", "trainer/epochs"]
+    kept = [*scored, "ckpt/best", "trainer/global_step", "trainer/best_epoch", "trainer/epoch"]
     kept += ["data/train_rows", "data/val_rows"]
     metrics.update(
         {
             "folds": [{key: f[key] for key in kept} for f in folds],
             "data/num_folds": num_folds,
             "time/train_s": round(sum(f["time/train_s"] for f in folds), 3),
-            "trainer/epochs": sum(f["trainer/epochs"] for f in folds),
+            "trainer/epochs": sum(f["trainer/epoch"] for f in folds),  # trained over all folds: a search's budget
             **{key: folds[0][key] for key in ("model/params", "model/flops", "versions", "python", "git", "command")},
             "memory/peak_mb": max(f["memory/peak_mb"] for f in folds),
             "data/test_rows": folds[0]["data/test_rows"],  # the test split is the same in every fold

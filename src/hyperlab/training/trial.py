@@ -84,5 +84,5 @@ class FoldReports:
             return
         self.trial.report(sum(f[self.monitor] for f in folds) / len(folds), step=FOLDS_FROM + k)
         if self.trial.should_prune():
-            self.trial.set_user_attr("epochs", sum(f["trainer/epochs"] for f in folds))
+            self.trial.set_user_attr("epochs", sum(f["trainer/epoch"] for f in folds))
             raise optuna.TrialPruned(f"trial {self.trial.number} pruned after fold {k}")

@@ -38,7 +38,7 @@ ALL = [
 
 
 def test_every_group_has_options():
-    assert {g for g, _ in ALL} == set(GROUPS)
+    assert {param.values[0] for param in ALL} == set(GROUPS)
     assert set(options("optimizer")) == {"sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta"}
     assert set(options("scheduler")) == {"none", "step", "exponential", "cosine", "onecycle", "cyclic", "plateau"}
     assert {"default", "cpu", "gpu", "mps", "ddp", "ddp_sim", "fsdp"} <= set(options("trainer"))

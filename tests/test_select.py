@@ -514,3 +514,16 @@ def test_the_report_says_when_a_classical_baseline_beats_the_selected_net(net_ac
         assert [r["job"] for r in csv.DictReader(f)] == ["0", "sklearn:svc", "sklearn:logreg", "sklearn:hgb"][:1] + [
             r["job"] for r in result["baselines"]
         ]
+
+
+def test_search_trials_keep_no_checkpoint_but_the_refit_writes_one():
+    """model_selection's trials score their final weights without writing a checkpoint per epoch; the refit, the
+    model a user takes away, gets the default checkpoint callback back (its final weights: monitor null)."""
+    from hyperlab.config.cli import compose_with_hydra
+
+    job_cfg = compose_with_hydra(["hparams_search=model_selection"])
+    assert job_cfg.callbacks.model_checkpoint is None and job_cfg.metrics.val == "lean"
+    restored = refit.changes(job_cfg, epochs=3)["callbacks.model_checkpoint"]
+    assert restored["_target_"] == "hyperlab.training.checkpoints.ModelCheckpoint" and restored["monitor"] is None
+    kept = compose_with_hydra(["hparams_search=tpe"])  # a search that keeps checkpoints: only the monitor changes
+    assert refit.changes(kept, epochs=3)["callbacks.model_checkpoint.monitor"] is None

@@ -5,6 +5,7 @@ import torch
 from hydra.utils import get_class, instantiate
 
 from hyperlab.builders import build_module
+from hyperlab.builders.trainer import finish_loggers
 from tests.conftest import CONF, own_data, trainer_of
 
 GROUPS = ["optimizer", "scheduler", "model", "loss", "augment", "data", "trainer", "callbacks", "logger", "debug"]
@@ -72,6 +73,7 @@ def test_option_composes_and_instantiates(group, option, make_cfg, tmp_path, mon
     for callback_cfg in (cfg.get("callbacks") or {}).values():
         if callback_cfg is not None:
             assert any(isinstance(cb, get_class(callback_cfg._target_)) for cb in trainer.callbacks)
+    finish_loggers(trainer)  # an open W&B run would be reused by the next test's logger in this process
 
 
 def test_eval_config_composes(make_cfg):

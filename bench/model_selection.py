@@ -71,7 +71,7 @@ def search(dataset: str, seed: int, setting: str, out: Path) -> dict:
     verdict = baseline_verdict((out / f"{setting}.log").read_text())
     result = {
         "wall_s": wall,
-        "epochs": sum(r.get("trainer/epochs") or 0 for r in rows),
+        "epochs": select.epochs_trained(rows),
         "pruned": sum(r["state"] == "pruned" for r in rows),
         "refit": selected["test/acc"],
         "cv": selected["search/metric"],

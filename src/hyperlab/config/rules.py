@@ -47,7 +47,7 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _integer(value) -> bool:
+def is_integer(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -64,30 +64,30 @@ RULES = [
     ("matmul_precision", lambda v: v in MATMUL_PRECISIONS, " | ".join(MATMUL_PRECISIONS)),
     ("lr", lambda v: _number(v) and v > 0, "a number > 0"),
     ("weight_decay", lambda v: _number(v) and v >= 0, "a number >= 0"),
-    ("batch_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    ("data.batch_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("batch_size", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    ("data.batch_size", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     # val/* metrics drive checkpoints, early stopping and sweeps: the validation split cannot be empty
     ("data.val_fraction", lambda v: _number(v) and 0 < v < 1, "a number in (0, 1)"),
     ("data.test_fraction", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    ("data.num_workers", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
-    ("data.split_seed", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    ("data.num_workers", lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
+    ("data.split_seed", lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
     ("model.dropout", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    ("model.depth", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
-    ("model.width", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    ("trainer.max_epochs", lambda v: v is None or (_integer(v) and (v >= 1 or v == -1)), "an integer >= 1, or -1"),
-    ("trainer.max_steps", lambda v: _integer(v) and (v >= 1 or v == -1), "an integer >= 1, or -1 (no limit)"),
-    ("trainer.accumulate_grad_batches", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("model.depth", lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
+    ("model.width", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    ("trainer.max_epochs", lambda v: v is None or (is_integer(v) and (v >= 1 or v == -1)), "an integer >= 1, or -1"),
+    ("trainer.max_steps", lambda v: is_integer(v) and (v >= 1 or v == -1), "an integer >= 1, or -1 (no limit)"),
+    ("trainer.accumulate_grad_batches", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     ("trainer.gradient_clip_algorithm", lambda v: v in ("norm", "value"), "norm or value"),
     # Lightning takes a negative clip value and clips every gradient to it: not what anyone means
     ("trainer.gradient_clip_val", lambda v: v is None or (_number(v) and v >= 0), "null or a number >= 0"),
-    ("callbacks.early_stopping.patience", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
-    ("callbacks.rich_progress_bar.every_n_batches", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    ("scheduler.warmup_steps", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    ("callbacks.early_stopping.patience", lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
+    ("callbacks.rich_progress_bar.every_n_batches", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    ("scheduler.warmup_steps", lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
     # torch's StepLR/ExponentialLR take gamma=0 (the LR is 0 from the first decay on) and gamma < 0
     ("scheduler.gamma", lambda v: _number(v) and v > 0, "a number > 0"),
-    ("scheduler.step_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    ("data.num_folds", lambda v: v is None or (_integer(v) and v >= 2), "null or an integer >= 2"),
-    ("data.outer_folds", lambda v: v is None or (_integer(v) and v >= 2), "null or an integer >= 2"),
+    ("scheduler.step_size", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    ("data.num_folds", lambda v: v is None or (is_integer(v) and v >= 2), "null or an integer >= 2"),
+    ("data.outer_folds", lambda v: v is None or (is_integer(v) and v >= 2), "null or an integer >= 2"),
     ("data.refit", lambda v: isinstance(v, bool), "true or false"),
     ("data.task", lambda v: v in DATA_TASKS, " | ".join(DATA_TASKS)),
     ("data.sampler", lambda v: v in (None, *SAMPLERS), "null | " + " | ".join(SAMPLERS)),
@@ -95,49 +95,49 @@ RULES = [
     ("data.outlier_fraction", lambda v: _number(v) and 0 < v <= 0.5, "a number in (0, 0.5]"),
     ("data.imbalance", lambda v: v is None or (_number(v) and 0 < v <= 1), "null or a number in (0, 1]"),
     ("data.smooth_sigma", lambda v: _number(v) and v >= 0, "a number >= 0 (0 = off)"),
-    ("data.prefetch_factor", lambda v: v is None or (_integer(v) and v >= 1), "null or an integer >= 1"),
-    ("data.fit_rows", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("data.prefetch_factor", lambda v: v is None or (is_integer(v) and v >= 1), "null or an integer >= 1"),
+    ("data.fit_rows", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     ("data.channels", lambda v: v in (1, 3), "1 (greyscale) or 3 (RGB)"),
-    ("data.image_size", lambda v: len(v) == 2 and all(_integer(s) and s >= 1 for s in v), "[H, W], integers >= 1"),
-    ("data.stats_samples", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("data.image_size", lambda v: len(v) == 2 and all(is_integer(s) and s >= 1 for s in v), "[H, W], integers >= 1"),
+    ("data.stats_samples", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     ("data.convert", lambda v: isinstance(v, bool), "true or false"),
-    ("data.max_categories", lambda v: _integer(v) and v >= 2, "an integer >= 2"),
-    ("data.eval_batch_size", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    ("data.shuffle_seed", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    ("data.max_categories", lambda v: is_integer(v) and v >= 2, "an integer >= 2"),
+    ("data.eval_batch_size", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    ("data.shuffle_seed", lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
     # data=table: the columns
     ("data.target", lambda v: isinstance(v, str) and v != "", "a column name"),
     ("data.features", lambda v: v is None or _names(v), "null or a list of column names"),
     ("data.split_column", lambda v: v is None or (isinstance(v, str) and v != ""), "null or a column name"),
     # data=stdlib (token data)
     ("data.tokenizer", lambda v: v in TOKENIZERS, " | ".join(TOKENIZERS)),
-    ("data.vocab_size", lambda v: _integer(v) and 256 < v <= 2**16, "an integer in (256, 65536] (uint16 shards)"),
-    ("data.context", lambda v: _integer(v) and v >= 1, "an integer >= 1 (tokens per window)"),
-    ("data.batches_per_epoch", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    ("data.eval_windows", lambda v: v is None or (_integer(v) and v >= 1), "null (all) or an integer >= 1"),
+    ("data.vocab_size", lambda v: is_integer(v) and 256 < v <= 2**16, "an integer in (256, 65536] (uint16 shards)"),
+    ("data.context", lambda v: is_integer(v) and v >= 1, "an integer >= 1 (tokens per window)"),
+    ("data.batches_per_epoch", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    ("data.eval_windows", lambda v: v is None or (is_integer(v) and v >= 1), "null (all) or an integer >= 1"),
     ("data.paths", lambda v: v is None or _names(v), "null (the standard library) or a list of files and folders"),
     # data=mnist1d
-    ("data.load.num_samples", lambda v: _integer(v) and v >= 10, "an integer >= 10"),
+    ("data.load.num_samples", lambda v: is_integer(v) and v >= 10, "an integer >= 10"),
     ("data.load.train_split", lambda v: _number(v) and 0 < v < 1, "a number in (0, 1)"),
-    ("data.load.seed", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
-    ("data.load.seq_len", lambda v: _integer(v) and v >= 1, "an integer >= 1 (characters per window)"),
+    ("data.load.seed", lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
+    ("data.load.seq_len", lambda v: is_integer(v) and v >= 1, "an integer >= 1 (characters per window)"),
     ("loss.label_smoothing", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     ("regularization.l1", lambda v: _number(v) and v >= 0, "a number >= 0"),
     ("regularization.l2", lambda v: _number(v) and v >= 0, "a number >= 0"),
-    ("model.tbptt_steps", lambda v: v is None or (_integer(v) and v >= 1), "null or an integer >= 1"),
+    ("model.tbptt_steps", lambda v: v is None or (is_integer(v) and v >= 1), "null or an integer >= 1"),
     ("finetune.scope", lambda v: v in ("all", "backbone"), "all or backbone"),
-    ("finetune.unfreeze_at_epoch", lambda v: v is None or (_integer(v) and v >= 0), "null or an integer >= 0"),
+    ("finetune.unfreeze_at_epoch", lambda v: v is None or (is_integer(v) and v >= 0), "null or an integer >= 0"),
     ("finetune.backbone_lr_scale", lambda v: _number(v) and v > 0, "a number > 0"),
     ("distill.temperature", lambda v: _number(v) and v > 0, "a number > 0"),
     ("distill.alpha", lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     ("adversarial.attack", lambda v: v in (None, "fgsm", "pgd"), "null | fgsm | pgd"),
     ("adversarial.epsilon", lambda v: _number(v) and v > 0, "a number > 0"),
-    ("adversarial.steps", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("adversarial.steps", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     ("quantize", lambda v: v in (None, "dynamic", "static"), "null, dynamic or static"),
     ("metrics.val", lambda v: v in ("lean", "full"), "lean | full"),
-    ("interpret.samples", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
-    ("model.blocks", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    ("model.base_width", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    ("model.heads", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    ("interpret.samples", lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
+    ("model.blocks", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    ("model.base_width", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    ("model.heads", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     ("model.parametrization", lambda v: v in PARAMETRIZATIONS, " | ".join(PARAMETRIZATIONS)),
     *((key, lambda v: isinstance(v, bool), "true or false") for key in BOOLEAN_KEYS),
     ("resume", lambda v: v in RESUME_MODES, " or ".join(RESUME_MODES)),
@@ -170,9 +170,12 @@ def required_values_set(cfg: DictConfig) -> None:
         raise ConfigError(f"required value(s) not set: {', '.join(missing)} (e.g. {missing[0]}=...)")
 
 
-def value_rules(cfg: DictConfig) -> None:
-    """RULES, in order; keys absent from the composed config (e.g. a model without dropout) are skipped."""
+def value_rules(cfg: DictConfig, only: str | None = None) -> None:
+    """RULES, in order (or only `only`'s); keys absent from the composed config (e.g. a model without dropout) are
+    skipped."""
     for key, rule, allowed in RULES:
+        if only is not None and key != only:
+            continue
         value = _select(cfg, key, _ABSENT)
         if value is not _ABSENT and not rule(value):
             raise ConfigError(f"{key}={value!r} is not allowed: must be {allowed}")
@@ -189,7 +192,7 @@ def split_fractions_leave_a_train_split(cfg: DictConfig) -> None:
 
 def fold_within_folds(cfg: DictConfig) -> None:
     num_folds, fold = _select(cfg, "data.num_folds"), _select(cfg, "data.fold")
-    if fold is not None and not (num_folds and _integer(fold) and 0 <= fold < num_folds):
+    if fold is not None and not (num_folds and is_integer(fold) and 0 <= fold < num_folds):
         raise ConfigError(
             f"data.fold={fold!r} is not allowed: must be null or an integer in [0, data.num_folds) "
             f"with data.num_folds set (data.num_folds={num_folds})"
@@ -199,7 +202,7 @@ def fold_within_folds(cfg: DictConfig) -> None:
 def outer_fold_within_outer_folds(cfg: DictConfig) -> None:
     outer_folds, outer_fold = _select(cfg, "data.outer_folds"), _select(cfg, "data.outer_fold")
     if (outer_folds is None) != (outer_fold is None) or (
-        outer_folds is not None and not (_integer(outer_fold) and 0 <= outer_fold < outer_folds)
+        outer_folds is not None and not (is_integer(outer_fold) and 0 <= outer_fold < outer_folds)
     ):
         raise ConfigError(
             f"data.outer_fold={outer_fold!r} is not allowed: data.outer_folds and data.outer_fold are set together, "

@@ -16,7 +16,7 @@ from hydra.core.override_parser.types import IntervalSweep
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hyperlab.config.cli import CONF_DIR
-from hyperlab.config.rules import check, value_rules
+from hyperlab.config.rules import check, is_integer, value_rules
 from hyperlab.errors import ConfigError
 
 SELECTION_RULES = ("one_se", "best")  # hyperlab.search.select
@@ -26,7 +26,7 @@ STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")  # Optuna's RDB storages; el
 
 
 def _count(key: str, value, least: int, none_ok: bool = False) -> None:
-    if (value is None and none_ok) or (isinstance(value, int) and not isinstance(value, bool) and value >= least):
+    if (value is None and none_ok) or (is_integer(value) and value >= least):
         return
     raise ConfigError(f"{key}={value!r}: must be {'null or ' if none_ok else ''}an integer >= {least}")
 
@@ -93,9 +93,7 @@ def _check_selection(selection, nested_folds, objectives: list[str]) -> None:
                 raise ConfigError(f"{key}.{flag}={selection.get(flag)!r}: must be true or false")
     if (selection or nested_folds) and len(objectives) > 1:
         raise ConfigError(f"{key} picks one winner: it needs a single objective (objectives: {objectives})")
-    if nested_folds is not None and not (
-        isinstance(nested_folds, int) and not isinstance(nested_folds, bool) and nested_folds >= 2 and selection
-    ):
+    if nested_folds is not None and not (is_integer(nested_folds) and nested_folds >= 2 and selection):
         raise ConfigError(
             f"hydra.sweeper.nested_folds={nested_folds!r}: null, or an integer >= 2 with hydra.sweeper.selection set"
         )
@@ -119,8 +117,7 @@ def check_search(cfg: DictConfig, settings: dict) -> None:
     blocks.update({f"conditional.{when}": params for when, params in (settings.get("conditional") or {}).items()})
     for when in settings.get("conditional") or {}:
         group, _, option = str(when).partition("=")
-        if (CONF_DIR / group).is_dir() and not (CONF_DIR / group / f"{option}.yaml").is_file():
-            raise ConfigError(f"hydra.sweeper.conditional.{when}: {_no_option(group, option)}")
+        _check_option(f"hydra.sweeper.conditional.{when}", group, option)
     for block, params in blocks.items():
         for key, spec in params.items():
             for value in _values(f"{key}={spec}"):
@@ -139,19 +136,20 @@ def _values(override: str) -> list:
 
 def _check_value(base: DictConfig, where: str, key: str, value) -> None:
     if (CONF_DIR / key).is_dir():  # a config group: each option must be one of its files
-        if not (CONF_DIR / key / f"{value}.yaml").is_file():
-            raise ConfigError(f"{where}: {_no_option(key, value)}")
+        _check_option(where, key, value)
         return
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{where}: {value} is not a setting")
     trial = copy.deepcopy(base)
     OmegaConf.update(trial, key, value, force_add=True)
     try:
-        value_rules(trial)
+        value_rules(trial, only=key)  # the base passed every rule: only this key's can fail
     except ConfigError as error:
         raise ConfigError(f"{where}: {error}") from None
 
 
-def _no_option(group: str, option) -> str:
-    options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-    return f"{option!r} is not an option of {group}/; options: {', '.join(options)}"
+def _check_option(where: str, group: str, option) -> None:
+    """`group=option` names a file conf/<group>/<option>.yaml (a key that is no config group names no file)."""
+    if (CONF_DIR / group).is_dir() and not (CONF_DIR / group / f"{option}.yaml").is_file():
+        options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+        raise ConfigError(f"{where}: {option!r} is not an option of {group}/; options: {', '.join(options)}")

@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from hyperlab import runs
-from hyperlab.search import baselines as baselines_module
+from hyperlab.config.sweep_rules import SELECTION_RULES as RULES
 from hyperlab.search import nested as nested_cv
 from hyperlab.search import refit as refitting
 
@@ -45,9 +45,9 @@ COLUMNS = [
     "interpret/features_90",
     "trainer/epochs",
     "trainer/epoch",
-    "test_metric",
+    "test_metric",  # the baselines' (hyperlab.search.baselines)
 ]
-RULES = ("one_se", "best")
+FROM_METRICS = COLUMNS[7 : COLUMNS.index("test_metric")]  # what a job's metrics.json gives its row as it is
 
 
 # --- reading a sweep -------------------------------------------------------------------------------------------
@@ -71,7 +71,7 @@ def read_jobs(sweep_dir: Path, metric: str) -> list[dict]:
                 "metric_std": metrics.get(f"{metric}_std"),
                 "folds": metrics.get("data/num_folds"),
                 "model": _model(overrides),
-                **{key: metrics.get(key) for key in COLUMNS[7:-1]},
+                **{key: metrics.get(key) for key in FROM_METRICS},
                 "overrides": overrides,
             }
         )
@@ -128,22 +128,23 @@ def unfinished_rows(study, done: set[str]) -> list[dict]:
 
 def _stopped_at(step: int | None) -> str | None:
     """Where a pruned trial stopped, from its last report's step (hyperlab.training.trial: a cross-validated
-    trial reports fold 0's epochs as 1..100 % of them, then fold k >= 1 as 100 + k)."""
+    trial reports fold 0's epochs as 1..100 % of them, then fold k >= 1 as FOLDS_FROM + k)."""
+    from hyperlab.training.trial import FOLDS_FROM  # lightning loads only for studies
+
     if step is None:
         return None
-    return f"{step}% of fold 0" if step <= 100 else f"fold {step - 100}"
+    return f"{step}% of fold 0" if step <= FOLDS_FROM else f"fold {step - FOLDS_FROM}"
 
 
-def _epochs(row: dict) -> int:
-    """Epochs a trial trained: summed over its folds (`trainer/epochs`), its one run's, or a pruned one's."""
-    return row.get("trainer/epochs") or row.get("trainer/epoch") or 0
+def epochs_trained(rows: list[dict]) -> int:
+    """Epochs the trials trained: summed over folds (`trainer/epochs`), a single run's, up to a pruned one's stop."""
+    return sum(r.get("trainer/epochs") or r.get("trainer/epoch") or 0 for r in rows if r["state"] != "baseline")
 
 
 def budget(rows: list[dict], study) -> str:
     """The compute a search spent: epochs trained over every trial and fold (pruned ones up to their stop), and
     the study's wall time from its first trial's start to its last trial's end."""
-    epochs = sum(_epochs(r) for r in rows if r["state"] != "baseline")
-    line = f"budget: {epochs} epochs trained, summed over trials and folds"
+    line = f"budget: {epochs_trained(rows)} epochs trained, summed over trials and folds"
     times = [t for t in (study.get_trials(deepcopy=False) if study is not None else []) if t.datetime_complete]
     if times:
         wall = max(t.datetime_complete for t in times) - min(t.datetime_start for t in times)
@@ -267,7 +268,9 @@ def baseline_lines(baselines: list[dict], winner: dict, maximize: bool, refit: d
         test = refit.get(runs.test_key(metric), float("nan"))
         se = _figure(winner.get("metric_se"))
         lines.append(f"  {'the selected net, refit':<46} {winner['metric']:>7.4f}  {se:>6}  {test:>6.4f}")
-    lines.append(baselines_module.verdict(baselines, winner, maximize))
+    from hyperlab.search.baselines import verdict  # torch and scikit-learn load only when baselines are asked for
+
+    lines.append(verdict(baselines, winner, maximize))
     return "\n".join(_wrap(line) for line in lines)
 
 
@@ -441,7 +444,9 @@ def _baselines(sweep_dir: Path, job_cfg, metric: str) -> list[dict]:
     """The baselines of this sweep's data, scored once into baselines.json (delete it to score them again)."""
     path = sweep_dir / "baselines.json"
     if not path.is_file():
-        path.write_text(json.dumps(baselines_module.score(job_cfg.data, metric), indent=1))
+        from hyperlab.search.baselines import score
+
+        path.write_text(json.dumps(score(job_cfg.data, metric), indent=1))
     return json.loads(path.read_text())
 
 

@@ -75,6 +75,7 @@ class FoldReports:
     rest. Raises TrialPruned when the pruner says so, with the epochs spent kept in the trial's `epochs`."""
 
     def __init__(self, storage: str, study_name: str, number: int, monitor: str, steps: str = "percent"):
+        # `steps` comes with the trial node (ReportToTrial's); fold reports always step as FOLDS_FROM + k
         self.trial, self.monitor = load_trial(storage, study_name, number), monitor
 
     def report(self, folds: list[dict]) -> None:

@@ -32,6 +32,8 @@ BAD_CONFIGS = [
         ["model=gpt", "data=stdlib", "model.parametrization=mup", "model.base_width=100"],
         "model.base_width=100 must be a multiple of model.heads=6",
     ),
+    (["trial.steps=fold"], "trial.steps='fold' is not allowed: must be epoch | percent"),
+    (["metrics.val=all"], "metrics.val='all' is not allowed: must be lean | full"),
     (["model.parametrization=mu_p"], "model.parametrization='mu_p' is not allowed: must be standard | mup"),
     (["model=gpt", "model.tie_weights=yes"], "model.tie_weights='yes' is not allowed: must be true or false"),
     (

@@ -134,6 +134,7 @@ RULES = [
     ("adversarial.steps", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     ("quantize", lambda v: v in (None, "dynamic", "static"), "null, dynamic or static"),
     ("metrics.val", lambda v: v in ("lean", "full"), "lean | full"),
+    ("trial.steps", lambda v: v in ("epoch", "percent"), "epoch | percent"),
     ("interpret.samples", lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
     ("model.blocks", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     ("model.base_width", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),

@@ -2,8 +2,10 @@
 
     python bench/hp_transfer.py [--model mlp|gpt] [--widths ...] [--seeds 3]
 
---model gpt: the GPT on data=stdlib instead (depth 2, 4 heads, base width 64, context 64, batch 16, one epoch of
-100 steps without a schedule, val/loss over 128 windows; widths 64, 128, 256).
+--model gpt: the GPT on data=stdlib instead, the GPT recipe's optimizer (AdamW betas 0.9/0.95, weight decay 0.1 on
+matrices, clipping at 1.0) at a CPU's scale: depth 2, 4 heads, byte tokens, context 64, batch 32, 500 steps
+(1.02M tokens a run) of 50 warmup steps then cosine to 0, widths 32, 64, 128, 256 (8x) with base width 32, a
+grid of 8 LRs 2^-11 .. 2^-4, objective val/bpb over 256 windows.
 
 Each (parametrisation, width) is one real sweep: `python train.py -m hparams_search=lr_transfer model.width=W
 model.parametrization=P` (the study sweeper, a grid of 9 learning rates 2^-13 .. 2^-5, AdamW, 10 epochs of digits,
@@ -19,42 +21,60 @@ import math
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from report import publish
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMETRIZATIONS = ("standard", "mup")
-PROFILES = {  # overrides every run of the model gets, the default widths, epochs of a run, what the plot calls it
-    "mlp": ([], [64, 128, 256, 1024], 10, "10 epochs of digits"),
+GPT_LRS = [2.0**k for k in range(-11, -3)]  # 2^-11 .. 2^-4, a factor 2 apart
+PROFILES = {  # overrides every run gets, default widths, epochs of a run, what the plot calls it, metric, LR grid
+    "mlp": ([], [64, 128, 256, 1024], 10, "10 epochs of digits", "val/loss", None),
     "gpt": (
         [
             "data=stdlib",
             "model=gpt",
+            "data.tokenizer=bytes",
             "model.depth=2",
             "model.heads=4",
-            "model.base_width=64",
+            "model.base_width=32",
             "data.context=64",
-            "batch_size=16",
+            "batch_size=32",
             "data.batches_per_epoch=100",
-            "data.eval_windows=128",
+            "data.eval_windows=256",
+            "weight_decay=0.1",
+            "no_decay_bias_norm=true",
+            "optimizer.betas=[0.9,0.95]",
+            "trainer.gradient_clip_val=1.0",
+            "scheduler=cosine",
+            "scheduler.warmup_steps=50",
+            "optimized_metric=val/bpb",
+            "hydra.sweeper.objectives=[val/bpb]",
         ],
-        [64, 128, 256],
-        1,
-        "100 steps of data=stdlib",
+        [32, 64, 128, 256],
+        5,
+        "500 steps (1.02M byte tokens) of data=stdlib",
+        "val/bpb",
+        GPT_LRS,
     ),
 }
 
 
-def sweep(log_dir: Path, width: int, parametrization: str, extra: list[str], epochs: int) -> dict[float, float]:
-    """{lr: val/loss} of one real lr_transfer study."""
+def sweep(
+    log_dir: Path, width: int, parametrization: str, extra: list[str], epochs: int, metric: str, lrs: list | None
+) -> dict[float, float]:
+    """{lr: metric} of one real lr_transfer study (a grid over `lrs` when given, else the search file's)."""
+    grid = [
+        f"hydra.sweeper.params.lr='choice({','.join(repr(lr) for lr in lrs)})'",
+        f"hydra.sweeper.n_trials={len(lrs)}",
+    ]
     command = [
         sys.executable,
         str(ROOT / "train.py"),
         "-m",
         "hparams_search=lr_transfer",
         *extra,
+        *(grid if lrs else []),
         f"trainer.max_epochs={epochs}",
         f"model.width={width}",
         f"model.parametrization={parametrization}",
@@ -68,14 +88,15 @@ def sweep(log_dir: Path, width: int, parametrization: str, extra: list[str], epo
         if (job / "metrics.json").is_file():
             overrides = (job / ".hydra" / "overrides.yaml").read_text()
             lr = float(next(line.split("lr=")[1] for line in overrides.splitlines() if "- lr=" in line))
-            losses[lr] = json.loads((job / "metrics.json").read_text())["val/loss"]
+            losses[lr] = json.loads((job / "metrics.json").read_text())[metric]
     return dict(sorted(losses.items()))
 
 
 def seeded(
-    log_dir: Path, width: int, parametrization: str, lr: float, seeds: int, extra: list[str], epochs: int
+    log_dir: Path, width: int, parametrization: str, lr: float, seeds: int, extra: list[str], epochs: int, metric: str
 ) -> list[float]:
-    """val/loss of `seeds` runs (seed 0, 1, ...) with the sweep's protocol at one lr."""
+    """`metric` of `seeds` runs (seed 0, 1, ...) with the sweep's protocol at one lr."""
+    extra = [o for o in extra if not o.startswith("hydra.sweeper.")]  # Hydra's basic sweeper over the seeds
     command = [
         sys.executable,
         str(ROOT / "train.py"),
@@ -93,10 +114,19 @@ def seeded(
         f"hydra.sweep.dir={log_dir}/seeded",
     ]
     subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
-    return [json.loads((log_dir / "seeded" / str(s) / "metrics.json").read_text())["val/loss"] for s in range(seeds)]
+    return [json.loads((log_dir / "seeded" / str(s) / "metrics.json").read_text())[metric] for s in range(seeds)]
 
 
-def plot(curves: dict[str, dict[int, dict[float, float]]], path: Path, run: str) -> None:
+def kept(partial: Path, key: str, compute):
+    """`compute()`, remembered under `key` in `partial` (a JSON file): a stopped bench resumes where it was."""
+    done = json.loads(partial.read_text()) if partial.is_file() else {}
+    if key not in done:
+        done[key] = compute()
+        partial.write_text(json.dumps(done, indent=1))
+    return done[key]
+
+
+def plot(curves: dict[str, dict[int, dict[float, float]]], path: Path, run: str, metric: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,7 +140,7 @@ def plot(curves: dict[str, dict[int, dict[float, float]]], path: Path, run: str)
         axis.set_xlabel("log2(learning rate)")
         axis.set_yscale("log")
         axis.legend()
-    axes[0].set_ylabel(f"val/loss (best checkpoint, {run})")
+    axes[0].set_ylabel(f"{metric} (best checkpoint, {run})")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 
@@ -121,55 +151,72 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="+")
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
-    extra, default_widths, epochs, run = PROFILES[args.model]
+    extra, default_widths, epochs, run, metric, lrs = PROFILES[args.model]
     args.widths = args.widths or default_widths
     narrow, wide = min(args.widths), max(args.widths)
     figure = "hp_transfer.png" if args.model == "mlp" else f"hp_transfer_{args.model}.png"
     curves: dict[str, dict[int, dict[float, float]]] = {}
+    grid = "2^-13 .. 2^-5" if lrs is None else f"2^{math.log2(lrs[0]):.0f} .. 2^{math.log2(lrs[-1]):.0f}"
     rows = [
-        f"Learning-rate grid 2^-13 .. 2^-5, AdamW, {run}, objective val/loss; widths {args.widths} "
+        f"Learning-rate grid {grid}, AdamW, {run}, objective {metric}; widths {args.widths} "
         f"({wide // narrow}x range). Plot: bench/{figure}.",
         "",
         "| parametrisation | " + " | ".join(f"best log2(lr) at width {w}" for w in args.widths) + " | shift |",
         "|---|" + "---|" * (len(args.widths) + 1),
     ]
     transfer = []
-    with tempfile.TemporaryDirectory() as folder:
-        for parametrization in PARAMETRIZATIONS:
-            curves[parametrization] = {
-                w: sweep(Path(folder) / f"{parametrization}{w}", w, parametrization, extra, epochs) for w in args.widths
-            }
-            best = {w: min(losses, key=losses.get) for w, losses in curves[parametrization].items()}
-            logs = [math.log2(best[w]) for w in args.widths]
-            rows.append(
-                f"| {parametrization} | " + " | ".join(f"{x:.0f}" for x in logs) + f" | {max(logs) - min(logs):.0f} |"
+    # runs and partial results under logs/ (kept): a stopped bench reruns only what it had not finished
+    folder = ROOT / "logs" / "bench" / f"hp_transfer_{args.model}"
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / "partial.json"
+    for parametrization in PARAMETRIZATIONS:
+        curves[parametrization] = {}
+        for w in args.widths:
+            found = kept(
+                partial,
+                f"{parametrization}/{w}",
+                lambda w=w, p=parametrization: {
+                    repr(lr): v for lr, v in sweep(folder / f"{p}{w}", w, p, extra, epochs, metric, lrs).items()
+                },
             )
-            protocol = (args.seeds, extra, epochs)
-            reused = seeded(Path(folder) / f"reuse_{parametrization}", wide, parametrization, best[narrow], *protocol)
-            direct = seeded(Path(folder) / f"direct_{parametrization}", wide, parametrization, best[wide], *protocol)
-            transfer.append((parametrization, best[narrow], reused, best[wide], direct))
+            curves[parametrization][w] = {float(lr): v for lr, v in found.items()}
+        best = {w: min(losses, key=losses.get) for w, losses in curves[parametrization].items()}
+        logs = [math.log2(best[w]) for w in args.widths]
+        rows.append(
+            f"| {parametrization} | " + " | ".join(f"{x:.0f}" for x in logs) + f" | {max(logs) - min(logs):.0f} |"
+        )
+        runs = {}
+        for lr in {best[narrow], best[wide]}:  # one set of seeds when both widths found the same LR
+            runs[lr] = kept(
+                partial,
+                f"{parametrization}/seeded/{lr!r}",
+                lambda lr=lr, p=parametrization: seeded(
+                    folder / f"seeded_{p}_{math.log2(lr):.0f}", wide, p, lr, args.seeds, extra, epochs, metric
+                ),
+            )
+        transfer.append((parametrization, best[narrow], runs[best[narrow]], best[wide], runs[best[wide]]))
     rows += [
         "",
         f"Transfer: width {wide} trained with the LR found at width {narrow}, against the LR found at width {wide} "
-        f"itself; val/loss over {args.seeds} seeds (mean +- std).",
+        f"itself; {metric} over {args.seeds} seeds (mean +- std), and the first's excess over the second.",
         "",
-        f"| parametrisation | LR from width {narrow} | val/loss | LR from width {wide} | val/loss |",
-        "|---|---|---|---|---|",
+        f"| parametrisation | LR from width {narrow} | {metric} | LR from width {wide} | {metric} | excess |",
+        "|---|---|---|---|---|---|",
     ]
     for parametrization, lr_narrow, reused, lr_wide, direct in transfer:
         rows.append(
             f"| {parametrization} | 2^{math.log2(lr_narrow):.0f} | {statistics.mean(reused):.4f} +- "
             f"{statistics.stdev(reused):.4f} | 2^{math.log2(lr_wide):.0f} | {statistics.mean(direct):.4f} +- "
-            f"{statistics.stdev(direct):.4f} |"
+            f"{statistics.stdev(direct):.4f} | {statistics.mean(reused) / statistics.mean(direct) - 1:+.2%} |"
         )
-    rows += ["", "val/loss per LR (rows) and width (columns):", ""]
+    rows += ["", f"{metric} per LR (rows) and width (columns):", ""]
     for parametrization, by_width in curves.items():
         rows += [f"{parametrization}:", "", "| log2(lr) | " + " | ".join(str(w) for w in args.widths) + " |"]
         rows.append("|---|" + "---|" * len(args.widths))
         for lr in by_width[narrow]:
             rows.append(f"| {math.log2(lr):.0f} | " + " | ".join(f"{by_width[w][lr]:.4f}" for w in args.widths) + " |")
         rows.append("")
-    plot(curves, Path(__file__).resolve().parent / figure, run)
+    plot(curves, Path(__file__).resolve().parent / figure, run, metric)
     title = "Hyperparameter transfer" + (" (GPT)" if args.model == "gpt" else "")
     publish(title, f"python bench/hp_transfer.py --model {args.model}", rows)
 

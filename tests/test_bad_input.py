@@ -51,6 +51,36 @@ BAD_CONFIGS = [
     (["data=mnist1d", "data.load.num_samples=0"], "data.load.num_samples=0 is not allowed"),
     (["data=mnist1d", "data.load.seed=-1"], "data.load.seed=-1 is not allowed: must be an integer >= 0"),
     (["data=text", "data.load.seq_len=0"], "data.load.seq_len=0 is not allowed: must be an integer >= 1"),
+    # scheduler=wsd and its cooldown branches (hyperlab.training.branches)
+    (
+        ["scheduler=wsd", "scheduler.decay_fraction=1.5"],
+        r"scheduler.decay_fraction=1.5 is not allowed: must be a number",
+    ),
+    (
+        ["scheduler=wsd", "scheduler.decay_shape=cosine"],
+        "scheduler.decay_shape='cosine' is not allowed: must be linear",
+    ),
+    (["scheduler=wsd", "scheduler.budgets=[20,10]"], r"scheduler.budgets=\[20, 10\] is not allowed: must be null or"),
+    (["scheduler=wsd", "scheduler.save_at=[0]"], r"scheduler.save_at=\[0\] is not allowed: must be null or ascending"),
+    (
+        ["scheduler=wsd", "scheduler.warmup_steps=90", "trainer.max_steps=100"],
+        "a cooldown of 20 steps and scheduler.warmup_steps=90 overlap in the run's 100 optimizer steps",
+    ),
+    (["scheduler=wsd", "scheduler.decay_from=/no/stable.ckpt"], "scheduler.decay_from='/no/stable.ckpt': no such file"),
+    (
+        ["scheduler=wsd", f"scheduler.decay_from={HERE}", "callbacks.early_stopping=null", f"ckpt_path={HERE}"],
+        "scheduler.decay_from and ckpt_path both choose where this run starts",
+    ),
+    (
+        ["scheduler=wsd", f"scheduler.decay_from={HERE}"],
+        "which early stopping would cut: set callbacks.early_stopping=null",
+    ),
+    (["scheduler=wsd", "scheduler.save_at=[10]"], "scheduler.save_at with scheduler.decay_fraction=0.2: a branch"),
+    (["scheduler=wsd", "scheduler.budgets=[100]", "scheduler.decay_fraction=0"], "set scheduler.decay_fraction > 0"),
+    (
+        ["experiment=gpt_stdlib", "scheduler=wsd", "scheduler.warmup_steps=0", "scheduler.budgets=[300]"],
+        r"scheduler.budgets=\[300\]: step 240 .* must end an epoch \(200 optimizer steps",
+    ),
 ]
 
 

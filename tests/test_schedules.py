@@ -102,3 +102,24 @@ def test_warmup_longer_than_run_is_rejected():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR)
     with pytest.raises(ValueError, match=r"scheduler.warmup_steps=40 must be in \[0, 40\)"):
         schedules.cosine(optimizer, TOTAL, warmup_steps=40)
+
+
+@pytest.mark.parametrize("shape", ["linear", "1-sqrt"])
+@pytest.mark.parametrize("w", [0, 5])
+def test_wsd_warms_up_holds_then_cools_down_to_zero(shape, w):
+    """Every phase of warmup-stable-decay against its formula: warmup, lr until the last decay_fraction of the
+    run, then lr (1 - p) or lr (1 - sqrt p), p the share of the cooldown done (TOTAL=40, fraction 0.25: 10 steps)."""
+    lrs = trace(schedules.wsd, steps=TOTAL + 1, warmup_steps=w, decay_fraction=0.25, decay_shape=shape)
+    decay = {"linear": lambda p: 1 - p, "1-sqrt": lambda p: 1 - math.sqrt(p)}[shape]
+    expected = [warmup_lr(t, w, LR) if t < w else LR if t < 30 else LR * decay((t - 30) / 10) for t in range(TOTAL + 1)]
+    assert lrs == pytest.approx(expected, rel=1e-6, abs=1e-12)
+    assert lrs[29] == LR and lrs[31] < LR and lrs[TOTAL] == 0.0  # the cooldown starts at 30 and ends at 0
+
+
+def test_a_stable_wsd_run_never_decays():
+    assert trace(schedules.wsd, steps=TOTAL + 3, decay_fraction=0.0) == [LR] * (TOTAL + 3)
+
+
+def test_wsd_refuses_a_cooldown_overlapping_the_warmup():
+    with pytest.raises(ValueError, match="decay_fraction=0.9.*overlap"):
+        trace(schedules.wsd, warmup_steps=10, decay_fraction=0.9)

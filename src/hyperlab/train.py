@@ -20,6 +20,7 @@ from hyperlab.builders.hardware import refuse_missing_hardware
 from hyperlab.builders.trainer import finish_loggers
 from hyperlab.errors import ConfigError
 from hyperlab.training import measure
+from hyperlab.training.branches import branch_checkpoint, train_budgets
 from hyperlab.training.checkpoints import check_matches, load_checkpoint, resume_from
 from hyperlab.training.cross_validation import cross_validate
 from hyperlab.training.ddp_launch import one_job_per_ddp_launch
@@ -32,7 +33,9 @@ def train(cfg: DictConfig) -> float | None:
     """Train as configured (all k folds when `data.num_folds` is set); return `optimized_metric` for sweepers."""
     refuse_missing_hardware(cfg.trainer)
     num_folds = cfg.data.get("num_folds")
-    if num_folds and cfg.data.get("fold") is None:
+    if cfg.scheduler and cfg.scheduler.get("budgets"):  # one stable run and a cooldown branch per budget
+        metrics = train_budgets(cfg, train_once)
+    elif num_folds and cfg.data.get("fold") is None:
 
         def train_fold(k: int, fold_dir: Path) -> dict:
             fold_cfg = copy.deepcopy(cfg)
@@ -64,6 +67,7 @@ def train_once(cfg: DictConfig) -> dict:
         # into this run's own dir instead and leaves the old run's files untouched.
         cfg.callbacks.model_checkpoint.dirpath = str(Path(ckpt_path).parent)
     config = OmegaConf.to_container(cfg, resolve=True)
+    ckpt_path = branch_checkpoint((cfg.scheduler or {}).get("decay_from"), config) or ckpt_path  # a cooldown branch
     datamodule, module = build_module(cfg)  # every constructor's refusal names its key (config.key_errors)
     ours = run_callbacks(config, cfg.optimized_metric, cfg.finetune, cfg.trial)
     trainer = build_trainer(cfg.trainer, cfg.callbacks, cfg.logger, ours)

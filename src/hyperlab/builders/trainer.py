@@ -1,5 +1,7 @@
 """The Trainer of a config: its callbacks (the configured ones and hyperlab's always-on ones) and loggers."""
 
+from pathlib import Path
+
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -8,6 +10,7 @@ from omegaconf import DictConfig
 
 from hyperlab.config.key_errors import key_errors
 from hyperlab.errors import ConfigError
+from hyperlab.training.branches import SaveAtSteps
 from hyperlab.training.callbacks import CheckMonitors, RestoreRNG, StopOnNonFiniteLoss, StoreRunConfig
 from hyperlab.training.finetune import FreezeBackbone
 
@@ -28,8 +31,13 @@ def run_callbacks(
     config: dict, optimized_metric: str | None, finetune: DictConfig | None = None, trial: DictConfig | None = None
 ) -> list[L.Callback]:
     """The callbacks every run has (its config in each checkpoint, the RNG restored on resume, a stop at the first
-    non-finite loss, the monitored keys checked), then fine-tuning's and a study trial's when they are set."""
+    non-finite loss, the monitored keys checked), then a stable run's saves, fine-tuning's and a study trial's
+    when they are set."""
     callbacks = [StoreRunConfig(config), RestoreRNG(), StopOnNonFiniteLoss(), CheckMonitors(optimized_metric)]
+    scheduler = config.get("scheduler") or {}
+    if scheduler.get("save_at"):  # a stable run's saves for cooldown branches (scheduler=wsd)
+        checkpoints = Path(config["paths"]["output_dir"]) / "checkpoints"
+        callbacks.append(SaveAtSteps(scheduler["save_at"], checkpoints, scheduler.get("budgets")))
     if finetune and finetune.get("freeze_backbone"):
         callbacks.append(FreezeBackbone(finetune.unfreeze_at_epoch, finetune.backbone_lr_scale))
     if trial and trial.get("number") is not None:  # a job of the study sweeper: report to its trial

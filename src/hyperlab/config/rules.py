@@ -11,6 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from hyperlab.config.schedule_rules import SCHEDULE_CHECKS
 from hyperlab.config.schema import TrainConfig
 from hyperlab.errors import ConfigError
 
@@ -57,6 +58,13 @@ def _names(value) -> bool:
     return listed and all(isinstance(v, str) and v != "" for v in value)
 
 
+def _ascending_steps(value) -> bool:
+    listed = isinstance(value, (list, tuple)) or OmegaConf.is_list(value)
+    steps = list(value) if listed else []
+    return bool(steps) and all(is_integer(s) and s >= 1 for s in steps) and steps == sorted(set(steps))
+
+
+DECAY_SHAPES = ("linear", "1-sqrt")  # scheduler.decay_shape (hyperlab.training.schedules.wsd)
 MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision
 
 # (key, rule, what is allowed). Keys absent from the composed config (e.g. a model without dropout) are skipped.
@@ -86,6 +94,11 @@ RULES = [
     # torch's StepLR/ExponentialLR take gamma=0 (the LR is 0 from the first decay on) and gamma < 0
     ("scheduler.gamma", lambda v: _number(v) and v > 0, "a number > 0"),
     ("scheduler.step_size", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    ("scheduler.decay_fraction", lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    ("scheduler.decay_shape", lambda v: v in DECAY_SHAPES, " | ".join(DECAY_SHAPES)),
+    ("scheduler.decay_from", lambda v: v is None or (isinstance(v, str) and v != ""), "null or a stable run's .ckpt"),
+    ("scheduler.save_at", lambda v: v is None or _ascending_steps(v), "null or ascending integers >= 1 (steps)"),
+    ("scheduler.budgets", lambda v: v is None or _ascending_steps(v), "null or ascending integers >= 1 (steps)"),
     ("data.num_folds", lambda v: v is None or (is_integer(v) and v >= 2), "null or an integer >= 2"),
     ("data.outer_folds", lambda v: v is None or (is_integer(v) and v >= 2), "null or an integer >= 2"),
     ("data.refit", lambda v: isinstance(v, bool), "true or false"),
@@ -331,23 +344,6 @@ def heads_divide_the_width(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={_select(cfg, key)} must be a multiple of model.heads={heads}")
 
 
-def warmup_ends_before_the_run(cfg: DictConfig) -> None:
-    """A warm-up as long as the run never reaches the schedule: refused when the run's length is known from the
-    config (trainer.max_steps, or token data's fixed batches per epoch)."""
-    warmup = _select(cfg, "scheduler.warmup_steps") or 0
-    max_steps, max_epochs = _select(cfg, "trainer.max_steps", -1), _select(cfg, "trainer.max_epochs")
-    batches = _select(cfg, "data.batches_per_epoch")
-    total, source = None, None
-    if max_steps and max_steps > 0:
-        total, source = max_steps, f"trainer.max_steps={max_steps}"
-    elif batches and max_epochs and max_epochs > 0:
-        per_step = _select(cfg, "trainer.accumulate_grad_batches", 1)
-        total = max_epochs * batches // per_step
-        source = f"trainer.max_epochs={max_epochs} x data.batches_per_epoch={batches} / {per_step} accumulated"
-    if total is not None and warmup >= total:
-        raise ConfigError(f"scheduler.warmup_steps={warmup} must be < the run's {total} optimizer steps ({source})")
-
-
 def streamed_tables_take_no_in_memory_knobs(cfg: DictConfig) -> None:
     """data=table data.convert=true streams a shard: what needs every row in memory is refused, not ignored."""
     if not (_select(cfg, "data.convert") and str(_select(cfg, "data._target_", "")).endswith("table_data")):
@@ -391,7 +387,7 @@ CROSS_KEY_CHECKS = [
     weight_files_exist,
     data_files_exist,
     heads_divide_the_width,
-    warmup_ends_before_the_run,
+    *SCHEDULE_CHECKS,
     streamed_tables_take_no_in_memory_knobs,
     testing_needs_a_test_split,
     checkpoint_to_start_from,

@@ -8,11 +8,14 @@ remaining steps. tests/test_schedules.py checks every trace against its formula.
 `total_steps` comes from the Trainer (`estimated_stepping_batches`) at `configure_optimizers` time.
 """
 
+import math
+
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import (
     CosineAnnealingLR,
     CyclicLR,
     ExponentialLR,
+    LambdaLR,
     LinearLR,
     LRScheduler,
     OneCycleLR,
@@ -20,6 +23,10 @@ from torch.optim.lr_scheduler import (
     SequentialLR,
     StepLR,
 )
+
+from hyperlab.config.rules import DECAY_SHAPES
+from hyperlab.errors import choose
+from hyperlab.training.branches import decay_start_of
 
 
 def _warmup(optimizer: Optimizer, warmup_steps: int) -> LinearLR:
@@ -91,3 +98,56 @@ def plateau(optimizer, total_steps, warmup_steps=0, monitor="val/loss", mode="mi
     if warmup_steps > 0:
         configs.insert(0, {"scheduler": _warmup(optimizer, warmup_steps), "interval": "step"})
     return configs
+
+
+def wsd_factor(t: int, total: int, warmup: int, decay_start: int, shape: str) -> float:
+    """The LR multiplier at optimizer step t: linear warmup (as every schedule here), 1 until `decay_start`, then
+    down to 0 at `total`: 1 - p (linear) or 1 - sqrt(p) (1-sqrt), p the fraction of the cooldown done."""
+    if t < warmup:
+        return 1.0 / warmup + (1.0 - 1.0 / warmup) * t / warmup
+    if t < decay_start or decay_start >= total:  # a stable run (decay_fraction=0) never decays
+        return 1.0
+    p = min(1.0, (t - decay_start) / (total - decay_start))
+    return 1.0 - (p if shape == "linear" else math.sqrt(p))
+
+
+def wsd(
+    optimizer,
+    total_steps,
+    warmup_steps=0,
+    decay_fraction=0.2,
+    decay_shape="1-sqrt",
+    decay_from=None,
+    save_at=None,
+    budgets=None,
+):
+    """Warmup-stable-decay (Hägele et al. 2024, "Scaling laws and compute-optimal training beyond fixed training
+    durations"): a constant LR, then a cooldown over the last `decay_fraction` of the run, which matches cosine at
+    that length without committing to it before the run starts. With `decay_fraction=0` the run is a stable run:
+    it never decays, and `save_at` (read by hyperlab.training.branches) saves its state at chosen steps.
+    `decay_from`: a stable run's checkpoint; this run resumes it and the cooldown runs from that checkpoint's step
+    to `total_steps` (a cooldown branch). `budgets`: the branches that train() runs for you (training.branches).
+
+    One LambdaLR over a closure: a resumed branch restores the step count but keeps this run's own formula (a
+    closure is not part of the scheduler's state_dict), and there is no SequentialLR state to get out of step."""
+    choose("scheduler.decay_shape", decay_shape, DECAY_SHAPES)
+    if decay_from is not None:
+        decay_start = decay_start_of(decay_from, total_steps, warmup_steps)
+    else:
+        if not 0 <= decay_fraction <= 1:
+            raise ValueError(f"scheduler.decay_fraction={decay_fraction} must be in [0, 1]")
+        decay_start = total_steps - round(decay_fraction * total_steps)
+        if decay_start < warmup_steps:
+            raise ValueError(
+                f"scheduler.decay_fraction={decay_fraction}: the cooldown's {total_steps - decay_start} steps and "
+                f"scheduler.warmup_steps={warmup_steps} overlap in this run of {total_steps} optimizer steps"
+            )
+    factor = _bound_factor(total_steps, warmup_steps, decay_start, decay_shape)
+    return {"scheduler": LambdaLR(optimizer, factor), "interval": "step"}
+
+
+def _bound_factor(total: int, warmup: int, decay_start: int, shape: str):
+    def factor(t: int) -> float:  # a plain closure: LambdaLR's state_dict stores None for it (see wsd)
+        return wsd_factor(t, total, warmup, decay_start, shape)
+
+    return factor

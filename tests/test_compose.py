@@ -41,7 +41,16 @@ ALL = [
 def test_every_group_has_options():
     assert {param.values[0] for param in ALL} == set(GROUPS)
     assert set(options("optimizer")) == {"sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta"}
-    assert set(options("scheduler")) == {"none", "step", "exponential", "cosine", "onecycle", "cyclic", "plateau", "wsd"}
+    assert set(options("scheduler")) == {
+        "none",
+        "step",
+        "exponential",
+        "cosine",
+        "onecycle",
+        "cyclic",
+        "plateau",
+        "wsd",
+    }
     assert {"default", "cpu", "gpu", "mps", "ddp", "ddp_sim", "fsdp"} <= set(options("trainer"))
     assert {"csv", "tensorboard", "wandb", "mlflow", "many"} <= set(options("logger"))
     assert {"fdr", "overfit", "limit", "profiler", "anomaly"} <= set(options("debug"))

@@ -1,0 +1,71 @@
+"""Scaling-law fits (hyperlab.search.scaling_laws) on synthetic points whose laws are known."""
+
+import math
+
+import numpy as np
+import pytest
+
+from hyperlab.search.scaling_laws import bootstrap_power_law, fit_loss_law, fit_power_law, grid_optimum
+
+RNG = np.random.default_rng(0)
+N = np.repeat([1e5, 3e5, 1e6, 3e6], 3)
+D = np.tile([1e7, 3e7, 1e8], 4)
+
+
+def noisy(y, sd=0.02):
+    return y * np.exp(RNG.normal(0, sd, len(y)))
+
+
+def test_a_power_law_in_n_and_d_recovers_its_exponents_within_5_percent():
+    eta = noisy(0.3118 * N**-0.5 * D**-0.2)
+    law = fit_power_law(eta, N=N, D=D)
+    assert law.exponents["N"] == pytest.approx(-0.5, rel=0.05)
+    assert law.exponents["D"] == pytest.approx(-0.2, rel=0.05)
+    assert not law.poor and law.r2 > 0.99
+    assert law(N=1e7, D=1e9) == pytest.approx(0.3118 * 1e7**-0.5 * 1e9**-0.2, rel=0.1)
+
+
+def test_deepseeks_law_in_compute_is_recovered_with_an_interval_around_it():
+    C = 6 * N * D
+    law = bootstrap_power_law(noisy(0.3118 * C**-0.125, sd=0.01), samples=300, C=C)
+    assert law.exponents["C"] == pytest.approx(-0.125, rel=0.05)
+    low, high = law.intervals["C"]
+    assert low < -0.125 < high and high - low < 0.05
+
+
+def test_points_that_are_not_a_power_law_are_called_a_poor_fit():
+    x = np.geomspace(1e5, 1e7, 12)
+    y = np.exp(np.sin(3 * np.log(x)))  # goes up and down: no exponent describes it
+    law = fit_power_law(y, N=x)
+    assert law.poor and law.r2 < 0.5
+
+
+def test_too_few_points_to_fit_are_refused():
+    with pytest.raises(ValueError, match="3 points cannot fit 3 coefficients"):
+        fit_power_law([1.0, 2.0, 3.0], N=[1, 2, 3], D=[1, 3, 2])
+
+
+def test_chinchillas_loss_law_is_recovered_and_its_compute_optimum_minimises_it():
+    irreducible, A, B, alpha, beta = 1.69, 406.4, 410.7, 0.34, 0.28
+    n, d = np.meshgrid(np.geomspace(1e6, 1e9, 5), np.geomspace(1e8, 1e11, 5))
+    n, d = n.ravel(), d.ravel()
+    law = fit_loss_law(irreducible + A / n**alpha + B / d**beta, n, d)
+    assert (law.alpha, law.beta, law.E) == pytest.approx((alpha, beta, irreducible), rel=0.05)
+    assert not law.poor
+    C = 1e21
+    best_n, best_d = law.compute_optimal(C)
+    assert 6 * best_n * best_d == pytest.approx(C)
+    others = [law(best_n * f, C / (6 * best_n * f)) for f in (0.5, 0.8, 1.25, 2.0)]
+    assert law(best_n, best_d) < min(others)
+
+
+@pytest.mark.parametrize("vertex", [-7.3, -6.0, -8.8])
+def test_the_grid_optimum_is_the_parabolas_vertex_between_grid_points(vertex):
+    lrs = [2.0**k for k in range(-11, -3)]
+    losses = [(math.log2(lr) - vertex) ** 2 + 3.0 for lr in lrs]
+    best, at_edge = grid_optimum(lrs, losses)
+    assert math.log2(best) == pytest.approx(vertex, abs=1e-6) and not at_edge
+
+
+def test_an_optimum_at_the_grids_edge_is_flagged():
+    assert grid_optimum([1e-3, 2e-3, 4e-3], [3.0, 2.0, 1.0]) == (4e-3, True)

@@ -23,7 +23,8 @@ def fake_trainer(device: str) -> SimpleNamespace:
 def test_tokens_per_second_is_steps_times_batch_times_context_times_accumulation_times_ranks():
     example = torch.zeros(1, 16, dtype=torch.long)  # context 16
     figures = measure.language_model(fake_trainer("cpu"), example, forward_flops=1600, seconds=2.0)
-    assert figures == {"throughput/tokens_per_s": 10 * 4 * 16 * 2 * 2 / 2.0}  # 1280.0; no MFU off a GPU
+    tokens = 10 * 4 * 16 * 2 * 2  # steps x batch x context x accumulation x ranks
+    assert figures == {"throughput/tokens_per_s": tokens / 2.0, "data/tokens_trained": tokens}  # no MFU off a GPU
 
 
 def test_mfu_is_three_forward_flops_per_token_times_tokens_per_second_over_the_peak(monkeypatch):

@@ -63,9 +63,84 @@ def test_chinchillas_loss_law_is_recovered_and_its_compute_optimum_minimises_it(
 def test_the_grid_optimum_is_the_parabolas_vertex_between_grid_points(vertex):
     lrs = [2.0**k for k in range(-11, -3)]
     losses = [(math.log2(lr) - vertex) ** 2 + 3.0 for lr in lrs]
-    best, at_edge = grid_optimum(lrs, losses)
+    best, loss, at_edge = grid_optimum(lrs, losses)
     assert math.log2(best) == pytest.approx(vertex, abs=1e-6) and not at_edge
+    assert loss == pytest.approx(3.0)
 
 
 def test_an_optimum_at_the_grids_edge_is_flagged():
-    assert grid_optimum([1e-3, 2e-3, 4e-3], [3.0, 2.0, 1.0]) == (4e-3, True)
+    assert grid_optimum([1e-3, 2e-3, 4e-3], [3.0, 2.0, 1.0]) == (4e-3, 1.0, True)
+
+
+# --- the report (python -m hyperlab.scale) on a sweep dir whose points follow known laws -------------------------
+
+WIDTHS, STEPS, LOG2_LRS = (32, 64, 128), (125, 250, 500), range(-9, -2)
+
+
+def true_lr(n, d):
+    return 2.0 * n**-0.3 * d**-0.1
+
+
+def true_loss(n, d):
+    return 1.0 + 50.0 / n**0.3 + 200.0 / d**0.3
+
+
+def write_sweep(folder):
+    """A finished scaling grid: one job per (width, lr), each with a branch per budget; val/bpb is the loss law
+    plus 0.05 (log2 lr - log2 eta*)^2, so every budget's best LR is eta*(N, D) exactly."""
+    import json
+
+    import yaml
+
+    for job, (width, k) in enumerate((w, k) for w in WIDTHS for k in LOG2_LRS):
+        n, lr = 24 * width**2 + 400 * width, 2.0**k
+        budgets = {}
+        for steps in STEPS:
+            d = steps * 2048
+            loss = true_loss(n, d) + 0.05 * (k - math.log2(true_lr(n, d))) ** 2
+            budgets[str(steps)] = {"val/bpb": loss, "trainer/global_step": steps, "model/params": n}
+            budgets[str(steps)]["data/tokens_trained"] = d
+        hydra = folder / str(job) / ".hydra"
+        hydra.mkdir(parents=True)
+        overrides = ["hparams_search=scaling", f"model.width={width}", f"lr={lr!r}"]
+        (hydra / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+        config = {"lr": lr, "batch_size": 32, "model": {"width": width}, "data": {"batches_per_epoch": 25}}
+        (hydra / "config.yaml").write_text(yaml.safe_dump(config))
+        (folder / str(job) / "metrics.json").write_text(json.dumps({**budgets["500"], "budgets": budgets}))
+    (folder / "multirun.yaml").write_text(yaml.safe_dump({"optimized_metric": "val/bpb"}))
+
+
+def test_the_report_recovers_the_laws_and_writes_a_target_run_that_composes(tmp_path, monkeypatch):
+    from hyperlab.config.cli import compose
+    from hyperlab.search import scaling_report
+
+    write_sweep(tmp_path / "grid")
+    conf = tmp_path / "conf"
+    monkeypatch.setattr(scaling_report, "EXPERIMENTS", conf / "experiment")
+    report = scaling_report.main([str(tmp_path / "grid"), "--width", "256", "--tokens", "2.05e6", "--name", "t"])
+    laws, target = report["laws"], report["target"]
+    assert laws["lr_ND"].exponents == pytest.approx({"N": -0.3, "D": -0.1}, abs=0.01)
+    assert not laws["lr_ND"].poor
+    assert (laws["loss"].alpha, laws["loss"].beta) == pytest.approx((0.3, 0.3), rel=0.05)
+    assert (tmp_path / "grid" / "scaling.png").stat().st_size > 10_000
+    n = 24 * 256**2 + 400 * 256
+    assert target["N"] == pytest.approx(n) and target["steps"] == 1001 + 24  # whole epochs of 25 steps
+    assert target["lr"] == pytest.approx(true_lr(n, target["D"]), rel=0.03)
+    written = (tmp_path / "grid" / "target" / "experiment.yaml").read_text()
+    assert written == (conf / "experiment" / "t.yaml").read_text()
+    conf.joinpath("experiment").joinpath("t.yaml").write_text(written)
+    cfg = compose(["experiment=t", f"hydra.searchpath=[file://{conf}]"], tmp_path / "run")
+    assert (cfg.model.width, cfg.trainer.max_steps, cfg.scheduler.budgets) == (256, 1025, None)
+    assert cfg.lr == pytest.approx(target["lr"], rel=1e-3) and cfg.callbacks.model_checkpoint is not None
+
+
+def test_the_report_refuses_too_few_points_to_fit(tmp_path):
+    from hyperlab.search import scaling_report
+
+    write_sweep(tmp_path / "grid")
+    for job in range(7, 21):  # keep the narrowest width only: one model size
+        import shutil
+
+        shutil.rmtree(tmp_path / "grid" / str(job))
+    with pytest.raises(SystemExit, match="too few points to fit: .* has 3 \\(1 sizes, 3 budgets\\)"):
+        scaling_report.main([str(tmp_path / "grid")])

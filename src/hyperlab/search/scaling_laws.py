@@ -40,7 +40,9 @@ class PowerLaw:
 def _r2(observed: np.ndarray, fitted: np.ndarray) -> float:
     residual = float(np.sum((observed - fitted) ** 2))
     total = float(np.sum((observed - observed.mean()) ** 2))
-    return 1.0 - residual / total if total > 0 else (1.0 if residual == 0 else 0.0)
+    if total <= 1e-12 * len(observed):  # every point equal: the fit is exact or it is not
+        return 1.0 if residual <= 1e-12 * len(observed) else 0.0
+    return 1.0 - residual / total
 
 
 def fit_power_law(y, **x) -> PowerLaw:
@@ -137,18 +139,18 @@ def fit_loss_law(L, N, D) -> LossLaw:
     return law
 
 
-def grid_optimum(values, losses) -> tuple[float, bool]:
-    """The best value of a 1-D grid (e.g. learning rates a factor 2 apart): the vertex of the parabola through the
-    best point and its two neighbours in log2(value), kept within them; and whether the best point is at the
-    grid's edge (then the optimum may lie outside it, and the best point itself is returned)."""
+def grid_optimum(values, losses) -> tuple[float, float, bool]:
+    """The best value of a 1-D grid (e.g. learning rates a factor 2 apart) and the loss there: the vertex of the
+    parabola through the best point and its two neighbours in log2(value), kept within them; and whether the
+    best point is at the grid's edge (then the optimum may lie outside it, and the best point itself is returned)."""
     order = np.argsort(values)
     values, losses = np.asarray(values, dtype=float)[order], np.asarray(losses, dtype=float)[order]
     i = int(np.argmin(losses))
     if i == 0 or i == len(values) - 1:
-        return float(values[i]), True
+        return float(values[i]), float(losses[i]), True
     x = np.log2(values[i - 1 : i + 2])
-    curvature, slope, _ = np.polyfit(x, losses[i - 1 : i + 2], 2)
-    if curvature <= 0:
-        return float(values[i]), False
-    vertex = float(np.clip(-slope / (2 * curvature), x[0], x[2]))
-    return float(2.0**vertex), False
+    parabola = np.polyfit(x, losses[i - 1 : i + 2], 2)
+    if parabola[0] <= 0:
+        return float(values[i]), float(losses[i]), False
+    vertex = float(np.clip(-parabola[1] / (2 * parabola[0]), x[0], x[2]))
+    return float(2.0**vertex), float(np.polyval(parabola, vertex)), False

@@ -50,7 +50,8 @@ def language_model(trainer: L.Trainer, example: torch.Tensor, forward_flops: int
     batch_size = trainer.datamodule.batch_size
     tokens = trainer.global_step * trainer.accumulate_grad_batches * batch_size * example.shape[1] * trainer.world_size
     per_second = tokens / seconds if seconds > 0 else 0.0
-    figures = {"throughput/tokens_per_s": round(per_second, 1)}
+    # data/tokens_trained: D of a scaling law, the whole run's (a resumed run's or a cooldown branch's included)
+    figures = {"throughput/tokens_per_s": round(per_second, 1), "data/tokens_trained": tokens}
     device = trainer.strategy.root_device
     if device.type == "cuda":
         dtype = torch.bfloat16 if "bf16" in str(trainer.precision) else torch.float32

@@ -26,7 +26,7 @@ from pathlib import Path
 from report import publish
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID_LRS = [2.0**k for k in range(-9, -3)]  # hparams_search=scaling's
+GRID_LRS = [2.0**k for k in range(-10, -4)]  # hparams_search=scaling's
 ARGS = argparse.Namespace()  # the command line, read by the steps below
 
 
@@ -101,7 +101,7 @@ def main() -> None:
     best, mine = statistics.mean(sweep[best_lr]), statistics.mean(predicted)
     target = prediction["target"]
     rows = [
-        f"Fitting grid: `python train.py -m hparams_search=scaling` (GPT depth 2, widths 32/64/128 x LRs 2^-9..2^-4,"
+        f"Fitting grid: `python train.py -m hparams_search=scaling` (GPT depth 2, widths 32/64/128 x LRs 2^-10..2^-5,"
         f" WSD with cooldown branches at 125/250/500 steps of 2048 byte tokens): {grid_s / 60:.1f} min wall "
         "(target: <= 60 min on this machine).",
         "",

@@ -34,7 +34,14 @@ def train(cfg: DictConfig) -> float | None:
     refuse_missing_hardware(cfg.trainer)
     num_folds = cfg.data.get("num_folds")
     if cfg.scheduler and cfg.scheduler.get("budgets"):  # one stable run and a cooldown branch per budget
-        metrics = train_budgets(cfg, train_once)
+
+        def train_with(changes: dict) -> dict:
+            part = copy.deepcopy(cfg)
+            for key, value in changes.items():
+                OmegaConf.update(part, key, value, force_add=True)
+            return train_once(part)
+
+        metrics = train_budgets(cfg.scheduler, Path(cfg.paths.output_dir), train_with)
     elif num_folds and cfg.data.get("fold") is None:
 
         def train_fold(k: int, fold_dir: Path) -> dict:

@@ -51,21 +51,19 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
         bytes_per_token=getattr(datamodule, "bytes_per_token", None),
         lr_scales=mup_lr_scales(cfg.model, cfg.optimizer, net, **shape),
         val_metrics=(cfg.get("metrics") or {}).get("val", "full"),  # a checkpoint older than the knob: full
-        watched=watched_metrics(cfg),
+        watched=watched_metrics(
+            cfg.get("optimized_metric"), cfg.get("trial"), cfg.get("scheduler"), cfg.get("callbacks")
+        ),
     )
     return datamodule, module
 
 
-def watched_metrics(cfg: DictConfig) -> list[str]:
+def watched_metrics(optimized_metric: str | None, trial, scheduler, callbacks) -> list[str]:
     """The val/* keys something reads every epoch or at the end: optimized_metric, a study trial's monitor, the
-    callbacks' and the plateau schedule's monitors. Lean validation (metrics.val=lean) computes these too."""
-    callbacks = [node for node in (cfg.get("callbacks") or {}).values() if node is not None and hasattr(node, "get")]
-    keys = [
-        cfg.get("optimized_metric"),
-        (cfg.get("trial") or {}).get("monitor"),
-        OmegaConf.select(cfg, "scheduler.monitor"),
-    ]
-    keys += [node.get("monitor") for node in callbacks]
+    plateau schedule's and the callbacks' monitors. Lean validation (metrics.val=lean) computes these too."""
+    nodes = [node for node in (callbacks or {}).values() if node is not None and hasattr(node, "get")]
+    keys = [optimized_metric, (trial or {}).get("monitor"), (scheduler or {}).get("monitor")]
+    keys += [node.get("monitor") for node in nodes]
     return sorted({key for key in keys if isinstance(key, str) and key.startswith("val/")})
 
 

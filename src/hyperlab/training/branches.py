@@ -11,12 +11,11 @@ at an epoch's end sees exactly the batches of the unbroken run, where one resume
 epoch's first batches.
 """
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from hyperlab import runs
 from hyperlab.errors import ConfigError
@@ -103,22 +102,21 @@ def _first_difference(there, here, key: str) -> str:
     return f"{key}={there!r} there, {here!r} here"
 
 
-def train_budgets(cfg: DictConfig, train_once: Callable[[DictConfig], dict]) -> dict:
+def train_budgets(scheduler: DictConfig, output_dir: Path, train_with: Callable[[dict], dict]) -> dict:
     """`scheduler.budgets=[T1, ..., TK]` optimizer steps: the stable run in `<run>/stable` (saved where each
-    budget's cooldown starts), then one branch per budget in `<run>/budget_T`. The run's metrics are the largest
-    budget's, each budget's under `budgets`, and `time/train_s` the sum over the stable run and every branch."""
-    output_dir, scheduler = Path(cfg.paths.output_dir), cfg.scheduler
+    budget's cooldown starts), then one branch per budget in `<run>/budget_T`, each trained by `train_with(changes)`
+    (this run's config with `changes`, dotted keys, set). The run's metrics are the largest budget's, each budget's
+    under `budgets`, and `time/train_s` the sum over the stable run and every branch."""
     budgets = sorted(scheduler.budgets)
     starts = [stable_steps(budget, scheduler.decay_fraction) for budget in budgets]
     stable_dir = output_dir / "stable"
-    stable = train_once(
-        _child(cfg, stable_dir, max(starts), decay_fraction=0.0, save_at=starts, budgets=budgets, test=False),
-    )
+    stable = train_with(_part(stable_dir, max(starts), decay_fraction=0.0, save_at=starts, test=False))
     branches = {}
     for budget, start in zip(budgets, starts, strict=True):
         decay_from = str(stable_dir / "checkpoints" / save_name(start))
-        branch = _child(cfg, output_dir / f"budget_{budget}", budget, decay_from=decay_from, budgets=None)
-        branches[budget] = train_once(branch)
+        branches[budget] = train_with(
+            _part(output_dir / f"budget_{budget}", budget, decay_from=decay_from, budgets=None)
+        )
     metrics = dict(branches[budgets[-1]])
     metrics["budgets"] = {str(budget): _budget_figures(m) for budget, m in branches.items()}
     metrics["time/train_s"] = round(stable["time/train_s"] + sum(m["time/train_s"] for m in branches.values()), 3)
@@ -126,22 +124,15 @@ def train_budgets(cfg: DictConfig, train_once: Callable[[DictConfig], dict]) -> 
     return metrics
 
 
-def _child(cfg: DictConfig, output_dir: Path, max_steps: int, test: bool | None = None, **scheduler) -> DictConfig:
-    """The stable run's or a branch's config: `max_steps` long (epochs unbounded), its own run dir, no trial
-    reports (the study is told the whole job's figure), no early stopping (each runs to its step), `scheduler` keys
-    replaced. train() alone reads budgets: the stable run keeps them for SaveAtSteps' check."""
-    child = copy.deepcopy(cfg)
-    with open_dict(child):
-        child.paths.output_dir = str(output_dir)
-        if child.get("callbacks"):
-            child.callbacks.early_stopping = None
-        child.trainer.max_steps, child.trainer.max_epochs = max_steps, -1
-        child.scheduler.update(scheduler)
-        child.trial.number = None
-        if test is not None:
-            child.test = test
+def _part(output_dir: Path, max_steps: int, test: bool | None = None, **scheduler) -> dict:
+    """The changes that make the stable run or a branch of this run: `max_steps` long (epochs unbounded), its own
+    run dir, no trial reports (the study is told the whole job's figure), no early stopping (each runs to its
+    step), `scheduler` keys replaced. train() alone reads budgets: the stable run keeps them for SaveAtSteps."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    return child
+    changes = {"paths.output_dir": str(output_dir), "trainer.max_steps": max_steps, "trainer.max_epochs": -1}
+    changes.update({"trial.number": None, "callbacks.early_stopping": None})
+    changes.update({f"scheduler.{key}": value for key, value in scheduler.items()})
+    return changes if test is None else {**changes, "test": test}
 
 
 def _budget_figures(metrics: dict) -> dict:

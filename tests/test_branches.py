@@ -133,3 +133,15 @@ def test_a_branch_from_a_decaying_run_is_refused(make_cfg, corpus, tmp_path):
             tmp_path / "branch",
             gpt_run(corpus, cache, "trainer.max_steps=10", f"scheduler.decay_from={last}"),
         )
+
+
+def test_a_save_that_does_not_end_an_epoch_is_refused_before_the_first_step(make_cfg, tmp_path):
+    """Digits' epoch length is known only once its splits are made: checked at the fit's start, before a step."""
+    cfg = make_cfg(
+        "scheduler=wsd", "scheduler.decay_fraction=0", "scheduler.save_at=[7]", "callbacks.early_stopping=null"
+    )
+    with pytest.raises(
+        ConfigError, match=r"scheduler.save_at=\[7\]: each must end an epoch \(\d+ optimizer steps here"
+    ):
+        train(cfg)
+    assert not list(tmp_path.rglob("*.ckpt")) and not (tmp_path / "metrics.json").exists()

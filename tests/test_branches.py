@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from hyperlab.errors import ConfigError
 from hyperlab.train import train
+from hyperlab.training.branches import train_budgets
 from tests.test_tokens import write_corpus
 
 EPOCH = 5  # optimizer steps per epoch (data.batches_per_epoch)
@@ -52,6 +54,7 @@ def run(make_cfg, out: Path, overrides: list[str]) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
+@pytest.mark.slow  # fast siblings: test_schedules.py's decay_from trace, the budget plan and the refusals below
 def test_a_branch_resumes_the_stable_state_and_equals_an_unbroken_run(make_cfg, corpus, tmp_path):
     """Stable to step 10 (saved), then a branch to 15: the unbroken wsd run of 15 steps whose cooldown starts at
     10 (decay_fraction 1/3) ends with the same weights, so the branch resumed the exact state and then decayed;
@@ -87,6 +90,31 @@ def test_a_branch_resumes_the_stable_state_and_equals_an_unbroken_run(make_cfg, 
         torch.testing.assert_close(value, weights[1][key], rtol=1e-5, atol=1e-6)
 
 
+def test_budgets_plan_one_stable_run_and_a_cooldown_branch_per_budget(tmp_path):
+    """train_budgets' plan, without training: the stable run to the longest budget's cooldown start, saved where
+    each budget's cooldown starts, then a branch per budget from its save; the longest budget's figures."""
+    calls = []
+
+    def train_with(changes: dict) -> dict:
+        calls.append(changes)
+        return {"time/train_s": 1.0, "val/loss": float(len(calls)), "trainer/global_step": changes["trainer.max_steps"]}
+
+    metrics = train_budgets(OmegaConf.create({"budgets": [20, 10], "decay_fraction": 0.5}), tmp_path, train_with)
+    stable, *branches = calls
+    assert (stable["trainer.max_steps"], stable["scheduler.save_at"], stable["scheduler.decay_fraction"]) == (
+        10,
+        [5, 10],
+        0.0,
+    )
+    assert stable["test"] is False and stable["callbacks.early_stopping"] is None
+    saves = [str(tmp_path / "stable" / "checkpoints" / name) for name in ("step_000005.ckpt", "step_000010.ckpt")]
+    assert [b["scheduler.decay_from"] for b in branches] == saves
+    assert [(b["trainer.max_steps"], b["scheduler.budgets"]) for b in branches] == [(10, None), (20, None)]
+    assert metrics["val/loss"] == 3.0 and metrics["time/train_s"] == 3.0 and sorted(metrics["budgets"]) == ["10", "20"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["budgets"]["10"]["val/loss"] == 2.0
+
+
+@pytest.mark.slow  # fast sibling: test_budgets_plan_one_stable_run_and_a_cooldown_branch_per_budget
 def test_budgets_run_one_stable_run_and_a_branch_per_budget(make_cfg, corpus, tmp_path):
     metrics = run(
         make_cfg,

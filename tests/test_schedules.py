@@ -123,3 +123,17 @@ def test_a_stable_wsd_run_never_decays():
 def test_wsd_refuses_a_cooldown_overlapping_the_warmup():
     with pytest.raises(ValueError, match="decay_fraction=0.9.*overlap"):
         trace(schedules.wsd, warmup_steps=10, decay_fraction=0.9)
+
+
+@pytest.mark.parametrize("shape", ["linear", "1-sqrt"])
+def test_a_cooldown_branch_decays_from_its_checkpoints_step_to_the_runs_end(shape, tmp_path):
+    """scheduler.decay_from: the cooldown starts at the stable checkpoint's step (10), whatever decay_fraction
+    says (0.2 of 15 would start it at 12), and reaches 0 at the run's end."""
+    checkpoint = tmp_path / "step_000010.ckpt"
+    torch.save({"global_step": 10, "hyperlab_config": {}}, checkpoint)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR)
+    config = schedules.wsd(optimizer, 15, warmup_steps=2, decay_shape=shape, decay_from=str(checkpoint))
+    factor = config["scheduler"].lr_lambdas[0]
+    decay = {"linear": lambda p: 1 - p, "1-sqrt": lambda p: 1 - math.sqrt(p)}[shape]
+    expected = [warmup_lr(t, 2, 1.0) if t < 2 else 1.0 if t < 10 else decay((t - 10) / 5) for t in range(16)]
+    assert [factor(t) for t in range(16)] == pytest.approx(expected)

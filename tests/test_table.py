@@ -171,3 +171,18 @@ def test_a_streamed_table_trains_and_refuses_in_memory_knobs(make_cfg, tmp_path)
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test/acc"] > 0.85
     with pytest.raises(ConfigError, match="data.sampler='smote' needs the table in memory: set data.convert=false"):
         check(make_cfg(*base, "data.sampler=smote"))
+
+
+def test_a_shared_shard_cache_never_serves_another_splits_statistics(make_cfg, tmp_path):
+    """Issue 33's stale-shard case: two split seeds in one cache dir, each run's train statistics equal those of a
+    shard built fresh for that seed (the cache key holds the split settings), and two shards are kept."""
+    path = write(churn(n=600), tmp_path / "t.csv")
+    shared = f"data.cache_dir={tmp_path / 'shared'}"
+    for seed in (0, 1, 0):
+        cached = datamodule(make_cfg, path, "data.convert=true", shared, f"data.split_seed={seed}")
+        fresh = datamodule(make_cfg, path, "data.convert=true", f"data.cache_dir={tmp_path / f'fresh{seed}'}",
+                           f"data.split_seed={seed}")  # fmt: skip
+        assert torch.equal(cached.mean, fresh.mean) and torch.equal(cached.std, fresh.std), seed
+    assert len(list((tmp_path / "shared").iterdir())) == 2
+    other = datamodule(make_cfg, path, "data.convert=true", shared, "data.split_seed=1")
+    assert not torch.equal(cached.mean, other.mean)

@@ -1,6 +1,7 @@
 """Cooldown branches (scheduler=wsd, hyperlab.training.branches): a stable run's saves, a branch that resumes one
 and runs only the cooldown, and `scheduler.budgets`, which does both in one command."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -80,6 +81,10 @@ def test_a_branch_resumes_the_stable_state_and_equals_an_unbroken_run(make_cfg, 
         ),
     )
     assert branch["trainer/global_step"] == unbroken["trainer/global_step"] == 15
+    assert branch["ckpt/resumed_from"] == str(save)
+    rows = list(csv.DictReader((tmp_path / "branch" / "csv" / "metrics.csv").read_text().splitlines()))
+    trained = [row for row in rows if row["train/loss"]]
+    assert [row["epoch"] for row in trained] == ["2"]  # only the cooldown's epoch trained (from scratch: 0, 1, 2)
     assert branch["val/loss"] == pytest.approx(unbroken["val/loss"], rel=1e-5)
     assert abs(branch["val/loss"] - stable["val/loss"]) > 1e-3
     weights = [

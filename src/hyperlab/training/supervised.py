@@ -173,12 +173,13 @@ class Supervised(L.LightningModule):
         self.train_count += n
 
     def on_train_epoch_end(self) -> None:
-        if self.train_sums is not None:  # the one read of the epoch's sums
-            total, correct = torch.stack([s.float() for s in self.train_sums]).tolist()
-            n, self.train_sums = self.train_count, None
-            self.train_loss.update(total / n, n)
-            if self.train_acc is not None:
-                self.train_acc.update(correct / n, n)
+        if self.train_sums is None:  # no step this epoch: a run resumed at an epoch's end re-runs that end
+            return
+        total, correct = torch.stack([s.float() for s in self.train_sums]).tolist()  # the one read of the sums
+        n, self.train_sums = self.train_count, None
+        self.train_loss.update(total / n, n)
+        if self.train_acc is not None:
+            self.train_acc.update(correct / n, n)
         extra = {"train/acc": self.train_acc} if self.train_acc is not None else {}
         self._log_epoch("train", extra)
 

@@ -6,8 +6,8 @@
    each trial a WSD run with cooldown branches at 125, 250 and 500 steps), its wall time measured.
 2. `python -m hyperlab.scale` on it, with a target 4x the largest grid model's parameters (width 264) trained 2x
    the longest budget (1000 steps, 2.05M tokens): the predicted LR and its experiment file.
-3. The held-out check: that target trained at the predicted LR and at the `--lrs` grid LRs (a factor 2 apart)
-   nearest it, `--seeds` seeds each: the predicted LR's val/bpb against the brute-force best.
+3. The held-out check: that target trained at the predicted LR and at `--lrs` LRs a factor 2 apart around it
+   (powers of 2), `--seeds` seeds each: the predicted LR's val/bpb against the brute-force best.
 Runs and partial results stay under `--folder` (default logs/bench/scaling; a stopped bench reruns only what it
 had not finished); writes the "Scaling laws" section of bench/results.md and bench/scaling_laws.png. `--grid`
 passes overrides to the grid (a smoke test: smaller budgets), `--target-width` / `--target-steps` set the target.
@@ -26,7 +26,6 @@ from pathlib import Path
 from report import publish
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID_LRS = [2.0**k for k in range(-10, -4)]  # hparams_search=scaling's
 ARGS = argparse.Namespace()  # the command line, read by the steps below
 
 
@@ -84,7 +83,9 @@ def held_out(lr: float, seeds: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--lrs", type=int, default=4, help="grid LRs nearest the prediction, swept at the target")
+    parser.add_argument(
+        "--lrs", type=int, default=4, help="LRs a factor 2 apart around the prediction, swept at the target"
+    )
     parser.add_argument("--folder", type=Path, default=ROOT / "logs" / "bench" / "scaling")
     parser.add_argument("--grid", nargs="*", default=[], help="overrides for the grid (a smoke test)")
     parser.add_argument("--target-width", type=int, default=264, help="4.0x the parameters of width 128")
@@ -94,7 +95,8 @@ def main() -> None:
     grid_s = kept("grid_s", grid)
     prediction = kept("prediction", predict)
     lr = prediction["target"]["lr"]
-    nearest = sorted(sorted(GRID_LRS, key=lambda g: abs(math.log2(g / lr)))[: args.lrs])
+    n = round(math.log2(lr))  # a factor-2 grid centred on the prediction: it may lie beyond the fitting grid
+    nearest = [2.0 ** (n + k) for k in range(-(args.lrs // 2), args.lrs - args.lrs // 2)]
     sweep = {g: kept(f"held_out/{g!r}", lambda g=g: held_out(g, args.seeds)) for g in nearest}
     predicted = kept(f"held_out/predicted/{lr!r}", lambda: held_out(lr, args.seeds))
     best_lr = min(sweep, key=lambda g: statistics.mean(sweep[g]))

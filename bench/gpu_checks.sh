@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of one lent GPU machine, one script, within ~9 minutes (docs/performance.md, "On a GPU"):
+# The GPU checks of one lent GPU machine, one script, within ~9 minutes (docs/performance.md lists what it measures):
 # the gpu test tier; issue 30's >= 100M-parameter GPT with compile and bf16 (steady-state MFU from two lengths of the
 # same run); issue 32's step throughput against the hand loop; the scaling-law bench until the deadline.
 #   OUT=gpu-results bash bench/gpu_checks.sh      # logs and results.md land in $OUT

@@ -53,6 +53,8 @@ bench: install
 	$(PY) bench/image_loading.py
 	$(PY) bench/table_streaming.py
 	$(PY) bench/model_selection.py    # about 30 minutes: 9 searches and their baselines
+	$(PY) bench/wsd_branches.py       # about 30 minutes: WSD branches against cosine runs, 2 seeds
+	$(PY) bench/scaling_laws.py       # about an hour: the scaling grid, its fit, the held-out check
 
 lint: install
 	$(PY) -m ruff check .

@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from report import publish
+from report import kept, publish
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMETRIZATIONS = ("standard", "mup")
@@ -115,15 +115,6 @@ def seeded(
     ]
     subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
     return [json.loads((log_dir / "seeded" / str(s) / "metrics.json").read_text())[metric] for s in range(seeds)]
-
-
-def kept(partial: Path, key: str, compute):
-    """`compute()`, remembered under `key` in `partial` (a JSON file): a stopped bench resumes where it was."""
-    done = json.loads(partial.read_text()) if partial.is_file() else {}
-    if key not in done:
-        done[key] = compute()
-        partial.write_text(json.dumps(done, indent=1))
-    return done[key]
 
 
 def plot(curves: dict[str, dict[int, dict[float, float]]], path: Path, run: str, metric: str) -> None:

@@ -1,6 +1,7 @@
 """Shared by the bench scripts: print a section and write it into bench/results.md, replacing the section of the
 same name from an earlier run (so the file holds the latest figures of every benchmark)."""
 
+import json
 import os
 import platform
 import re
@@ -38,3 +39,12 @@ def publish(name: str, command: str, body: list[str]) -> None:
     pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
     RESULTS.write_text(text)
+
+
+def kept(partial: Path, key: str, compute):
+    """`compute()`, remembered under `key` in the JSON file `partial`: a stopped bench resumes where it was."""
+    done = json.loads(partial.read_text()) if partial.is_file() else {}
+    if key not in done:
+        done[key] = compute()
+        partial.write_text(json.dumps(done, indent=1))
+    return done[key]

@@ -23,20 +23,10 @@ import sys
 import time
 from pathlib import Path
 
-from report import publish
+from report import kept, publish
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = argparse.Namespace()  # the command line, read by the steps below
-
-
-def kept(key: str, compute):
-    """`compute()`, remembered under `key` in partial.json: a stopped bench resumes where it was."""
-    partial = ARGS.folder / "partial.json"
-    done = json.loads(partial.read_text()) if partial.is_file() else {}
-    if key not in done:
-        done[key] = compute()
-        partial.write_text(json.dumps(done, indent=1))
-    return done[key]
 
 
 def run(command: list[str]) -> float:
@@ -92,13 +82,14 @@ def main() -> None:
     parser.add_argument("--target-steps", type=int, default=1000, help="2x the grid's longest budget")
     args = parser.parse_args(namespace=ARGS)
     args.folder.mkdir(parents=True, exist_ok=True)
-    grid_s = kept("grid_s", grid)
-    prediction = kept("prediction", predict)
+    partial = args.folder / "partial.json"  # kept results: a stopped bench resumes
+    grid_s = kept(partial, "grid_s", grid)
+    prediction = kept(partial, "prediction", predict)
     lr = prediction["target"]["lr"]
     n = round(math.log2(lr))  # a factor-2 grid centred on the prediction: it may lie beyond the fitting grid
     nearest = [2.0 ** (n + k) for k in range(-(args.lrs // 2), args.lrs - args.lrs // 2)]
-    sweep = {g: kept(f"held_out/{g!r}", lambda g=g: held_out(g, args.seeds)) for g in nearest}
-    predicted = kept(f"held_out/predicted/{lr!r}", lambda: held_out(lr, args.seeds))
+    sweep = {g: kept(partial, f"held_out/{g!r}", lambda g=g: held_out(g, args.seeds)) for g in nearest}
+    predicted = kept(partial, f"held_out/predicted/{lr!r}", lambda: held_out(lr, args.seeds))
     best_lr = min(sweep, key=lambda g: statistics.mean(sweep[g]))
     best, mine = statistics.mean(sweep[best_lr]), statistics.mean(predicted)
     target = prediction["target"]

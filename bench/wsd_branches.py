@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from report import publish
+from report import kept, publish
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "logs" / "bench" / "wsd"
@@ -43,15 +43,6 @@ COMMON = [
     "callbacks.rich_progress_bar=null",
     "test=false",
 ]
-
-
-def kept(key: str, compute):
-    partial = FOLDER / "partial.json"
-    done = json.loads(partial.read_text()) if partial.is_file() else {}
-    if key not in done:
-        done[key] = compute()
-        partial.write_text(json.dumps(done, indent=1))
-    return done[key]
 
 
 def train(run_dir: Path, *overrides: str) -> dict:
@@ -92,11 +83,12 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, nargs="+", default=[250, 500, 1000])
     args = parser.parse_args()
     FOLDER.mkdir(parents=True, exist_ok=True)
+    partial = FOLDER / "partial.json"  # kept results: a stopped bench resumes
     runs = {}
     for seed in range(args.seeds):
-        runs[seed] = {"wsd": kept(f"{seed}/wsd", lambda seed=seed: wsd(seed, args.budgets))}
+        runs[seed] = {"wsd": kept(partial, f"{seed}/wsd", lambda seed=seed: wsd(seed, args.budgets))}
         for b in args.budgets:
-            runs[seed][b] = kept(f"{seed}/cosine/{b}", lambda seed=seed, b=b: cosine(seed, b))
+            runs[seed][b] = kept(partial, f"{seed}/cosine/{b}", lambda seed=seed, b=b: cosine(seed, b))
     rows = [
         f"GPT width 128 on byte tokens, LR 2^-8, {args.seeds} seeds (mean over seeds); budgets in optimizer steps of "
         "2048 tokens; WSD: one command, `scheduler=wsd scheduler.budgets=[...]` (stable run + a 20% 1-sqrt cooldown "

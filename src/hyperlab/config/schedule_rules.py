@@ -13,6 +13,12 @@ def _select(cfg: DictConfig, key: str, default=None):
     return OmegaConf.select(cfg, key, default=default)
 
 
+def cooldown_start(total_steps: int, decay_fraction: float) -> int:
+    """The step a WSD run of `total_steps` starts its cooldown at: its last `decay_fraction` of steps cool down
+    (hyperlab.training.schedules.wsd; a budget's stable part, hyperlab.training.branches)."""
+    return total_steps - round(decay_fraction * total_steps)
+
+
 def run_length(cfg: DictConfig) -> tuple[int | None, str | None]:
     """The run's optimizer steps when the config alone fixes them (trainer.max_steps, or token data's fixed batches
     per epoch), with the keys that say so; (None, None) when only the data's size will tell."""
@@ -42,11 +48,11 @@ def cooldown_fits_the_run(cfg: DictConfig) -> None:
     if fraction is None or total is None or _select(cfg, "scheduler.decay_from") or _select(cfg, "scheduler.budgets"):
         return
     warmup = _select(cfg, "scheduler.warmup_steps") or 0
-    cooldown = round(fraction * total)
-    if total - cooldown < warmup:
+    start = cooldown_start(total, fraction)
+    if start < warmup:
         raise ConfigError(
-            f"scheduler.decay_fraction={fraction}: a cooldown of {cooldown} steps and scheduler.warmup_steps={warmup} "
-            f"overlap in the run's {total} optimizer steps ({source})"
+            f"scheduler.decay_fraction={fraction}: a cooldown of {total - start} steps and "
+            f"scheduler.warmup_steps={warmup} overlap in the run's {total} optimizer steps ({source})"
         )
 
 
@@ -87,7 +93,7 @@ def saves_end_an_epoch(cfg: DictConfig) -> None:
     per_epoch = batches // _select(cfg, "trainer.accumulate_grad_batches", 1)
     saves = [("scheduler.save_at", step) for step in _select(cfg, "scheduler.save_at") or ()]
     for budget in _select(cfg, "scheduler.budgets") or ():  # the branch's start and its end
-        saves += [("scheduler.budgets", budget - round(fraction * budget)), ("scheduler.budgets", budget)]
+        saves += [("scheduler.budgets", cooldown_start(budget, fraction)), ("scheduler.budgets", budget)]
     warmup = _select(cfg, "scheduler.warmup_steps") or 0
     for key, step in saves:
         if step % per_epoch or step < warmup:

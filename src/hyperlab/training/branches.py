@@ -18,6 +18,7 @@ import lightning as L
 from omegaconf import DictConfig
 
 from hyperlab import runs
+from hyperlab.config.schedule_rules import cooldown_start
 from hyperlab.errors import ConfigError
 from hyperlab.training.checkpoints import load_checkpoint, stored_config
 
@@ -27,11 +28,6 @@ RECIPE_KEYS = ("model", "optimizer", "data", "loss", "no_decay_bias_norm", "regu
 
 def save_name(step: int) -> str:
     return f"step_{step:06d}.ckpt"
-
-
-def stable_steps(budget: int, decay_fraction: float) -> int:
-    """Where a budget's cooldown starts: its last `decay_fraction` of steps are the cooldown (schedules.wsd)."""
-    return budget - round(decay_fraction * budget)
 
 
 class SaveAtSteps(L.Callback):
@@ -108,7 +104,7 @@ def train_budgets(scheduler: DictConfig, output_dir: Path, train_with: Callable[
     (this run's config with `changes`, dotted keys, set). The run's metrics are the largest budget's, each budget's
     under `budgets`, and `time/train_s` the sum over the stable run and every branch."""
     budgets = sorted(scheduler.budgets)
-    starts = [stable_steps(budget, scheduler.decay_fraction) for budget in budgets]
+    starts = [cooldown_start(budget, scheduler.decay_fraction) for budget in budgets]
     stable_dir = output_dir / "stable"
     stable = train_with(_part(stable_dir, max(starts), decay_fraction=0.0, save_at=starts, test=False))
     branches = {}

@@ -25,6 +25,7 @@ from torch.optim.lr_scheduler import (
 )
 
 from hyperlab.config.rules import DECAY_SHAPES
+from hyperlab.config.schedule_rules import cooldown_start
 from hyperlab.errors import choose
 from hyperlab.training.branches import decay_start_of
 
@@ -136,7 +137,7 @@ def wsd(
     else:
         if not 0 <= decay_fraction <= 1:
             raise ValueError(f"scheduler.decay_fraction={decay_fraction} must be in [0, 1]")
-        decay_start = total_steps - round(decay_fraction * total_steps)
+        decay_start = cooldown_start(total_steps, decay_fraction)
         if decay_start < warmup_steps:
             raise ValueError(
                 f"scheduler.decay_fraction={decay_fraction}: the cooldown's {total_steps - decay_start} steps and "

@@ -2,6 +2,7 @@
 before any work with one line naming the key. The rules themselves: hyperlab.config.rules and .sweep_rules."""
 
 import copy
+import functools
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,11 @@ import torch
 from omegaconf import OmegaConf, open_dict
 
 from hyperlab.config.cli import CONF_DIR, compose, compose_with_hydra
-from hyperlab.config.rules import BOOLEAN_KEYS, check
+from hyperlab.config.rules import BOOLEAN_KEYS, CROSS_KEY_CHECKS, RULES, check, value_rules
 from hyperlab.config.sweep_rules import check_search, check_sweeper
 from hyperlab.errors import ConfigError
 from tests.conftest import run_cli
+from tests.test_cli import BAD_VALUES
 
 HERE = Path(__file__).resolve()
 
@@ -84,10 +86,98 @@ BAD_CONFIGS = [
 ]
 
 
+TABLE = ["data=table", f"data.path={HERE}", "data.target=y"]  # value rules run before the file is read
+LSTM = ["model=lstm", "data=text"]
+# (the config group choices, values set on them, the message's start): the rules the tables above have no bad
+# value for; together they give every rule and cross-key check one (test_every_rule_has_a_bad_value_here)
+BAD_VALUES_ON = [
+    (["scheduler=step"], {"scheduler.step_size": 0}, "scheduler.step_size=0 is not allowed: must be an integer >= 1"),
+    (["scheduler=step"], {"scheduler.warmup_steps": -1}, "scheduler.warmup_steps=-1 is not allowed: must be an"),
+    (["scheduler=exponential"], {"scheduler.gamma": -0.5}, "scheduler.gamma=-0.5 is not allowed: must be a number"),
+    (["scheduler=wsd"], {"scheduler.decay_from": ""}, "scheduler.decay_from='' is not allowed: must be null or a"),
+    ([], {"data.outer_folds": 1, "data.outer_fold": 0}, "data.outer_folds=1 is not allowed: must be null or an"),
+    ([], {"data.outer_folds": 3}, r"data.outer_fold=None is not allowed: data.outer_folds and data.outer_fold are"),
+    ([], {"data.refit": "yes"}, "data.refit='yes' is not allowed: must be true or false"),
+    ([], {"data.refit": True}, "data.refit=true leaves no val split, but optimized_metric=val/acc"),
+    ([], {"data.prefetch_factor": 0}, "data.prefetch_factor=0 is not allowed: must be null or an integer >= 1"),
+    ([], {"data.prefetch_factor": 2}, "data.prefetch_factor needs worker processes: set data.num_workers >= 1"),
+    (TABLE, {"data.fit_rows": 0}, "data.fit_rows=0 is not allowed: must be an integer >= 1"),
+    (TABLE, {"data.max_categories": 1}, "data.max_categories=1 is not allowed: must be an integer >= 2"),
+    (TABLE, {"data.split_column": ""}, "data.split_column='' is not allowed: must be null or a column name"),
+    (TABLE, {"data.convert": 1}, "data.convert=1 is not allowed: must be true or false"),
+    (TABLE, {"data.convert": True, "data.sampler": "weighted"}, "data.sampler='weighted' needs the table in memory"),
+    (TABLE, {"data.smooth_sigma": 1.0}, r"data.smooth_sigma=1.0 blurs images: it needs data.image_shape=\[C,H,W\]"),
+    (["data=images", f"data.path={HERE}"], {"data.channels": 2}, r"data.channels=2 is not allowed: must be 1 \("),
+    (["data=images", f"data.path={HERE}"], {"data.stats_samples": 0}, "data.stats_samples=0 is not allowed"),
+    (LSTM, {"model.tbptt_steps": 0}, "model.tbptt_steps=0 is not allowed: must be null or an integer >= 1"),
+    (LSTM, {"model.tbptt_steps": 8, "trainer.gradient_clip_val": 1.0}, "model.tbptt_steps optimises manually"),
+    (["model=resnet"], {"model.blocks": 0}, "model.blocks=0 is not allowed: must be an integer >= 1"),
+    (["model=gpt"], {"model.heads": 0}, "model.heads=0 is not allowed: must be an integer >= 1"),
+    (["model=gpt"], {"model.base_width": 0}, "model.base_width=0 is not allowed: must be an integer >= 1"),
+    (["model=gpt"], {"model.output_multiplier": 0}, "model.output_multiplier=0 is not allowed: must be a number > 0"),
+    ([], {"finetune.unfreeze_at_epoch": -1}, "finetune.unfreeze_at_epoch=-1 is not allowed: must be null or"),
+    ([], {"finetune.backbone_lr_scale": 0}, "finetune.backbone_lr_scale=0 is not allowed: must be a number > 0"),
+    ([], {"distill.temperature": 0}, "distill.temperature=0 is not allowed: must be a number > 0"),
+    ([], {"adversarial.epsilon": -0.1}, "adversarial.epsilon=-0.1 is not allowed: must be a number > 0"),
+    ([], {"adversarial.steps": 0}, "adversarial.steps=0 is not allowed: must be an integer >= 1"),
+    ([], {"interpret.samples": -1}, "interpret.samples=-1 is not allowed: must be an integer >= 0"),
+    ([], {"typo": 1}, "unknown top-level key"),
+    ([], {"data.val_fraction": 0.5, "data.test_fraction": 0.5}, r"data.val_fraction=0.5 \+ data.test_fraction=0.5"),
+    ([], {"data.task": "regression"}, "data.stratify=True needs class labels, but data.task=regression"),
+    (
+        [],
+        {"trainer.precision": "bf16-mixed", "trainer.gradient_clip_val": 1.0},
+        "Lightning cannot clip the gradients of a fused optimizer under mixed precision",
+    ),
+]
+
+
+@pytest.fixture(scope="session")
+def composed(tmp_path_factory):
+    """compose(overrides) once per distinct overrides in the session (about 0.2 s each), a fresh copy each call."""
+    root = tmp_path_factory.mktemp("composed")
+    compose_once = functools.cache(lambda overrides: compose(list(overrides), root))
+    return lambda overrides: copy.deepcopy(compose_once(tuple(overrides)))
+
+
+def with_values(cfg, values: dict):
+    for key, value in values.items():
+        OmegaConf.update(cfg, key, value, force_add=True)
+    return cfg
+
+
 @pytest.mark.parametrize(("overrides", "message"), BAD_CONFIGS, ids=[" ".join(o) for o, _ in BAD_CONFIGS])
-def test_each_new_rule_refuses_its_bad_value_naming_the_key(overrides, message, tmp_path):
+def test_each_new_rule_refuses_its_bad_value_naming_the_key(overrides, message, composed):
     with pytest.raises(ConfigError, match=message):
-        check(compose(overrides, tmp_path))
+        check(composed(overrides))
+
+
+@pytest.mark.parametrize(("overrides", "values", "message"), BAD_VALUES_ON, ids=[str(v) for _, v, _ in BAD_VALUES_ON])
+def test_each_rule_without_a_case_above_refuses_its_bad_value(overrides, values, message, composed):
+    with pytest.raises(ConfigError, match=message):
+        check(with_values(composed(overrides), values))
+
+
+def refused_by(cfg) -> str | None:
+    """The rule `check(cfg)` stops at: a RULES key, or a cross-key check's name (None when cfg passes)."""
+    for rule in CROSS_KEY_CHECKS:
+        try:
+            rule(cfg)
+        except ConfigError as error:  # value_rules says "KEY=VALUE is not allowed: ..."
+            return str(error).partition("=")[0] if rule is value_rules else rule.__name__
+    return None
+
+
+def test_every_rule_and_cross_key_check_has_a_bad_value_in_the_tests(composed):
+    """A rule added without a bad value in BAD_CONFIGS, BAD_VALUES_ON or test_cli.BAD_VALUES fails here: which rule
+    refuses each case is found by running the rules one at a time, so a case that some other rule happens to
+    refuse first does not count for the rule it was written for."""
+    cases = [composed(overrides) for overrides, _ in BAD_CONFIGS]
+    cases += [with_values(composed(overrides), values) for overrides, values, _ in BAD_VALUES_ON]
+    cases += [with_values(composed([]), values) for values, _ in BAD_VALUES]
+    covered = {refused_by(cfg) for cfg in cases} | set(BOOLEAN_KEYS)  # test_every_boolean_knob_takes_true_or_false
+    rules = [key for key, _, _ in RULES] + [rule.__name__ for rule in CROSS_KEY_CHECKS if rule is not value_rules]
+    assert [rule for rule in rules if rule not in covered] == []
 
 
 @pytest.mark.parametrize("key", BOOLEAN_KEYS)

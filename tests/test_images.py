@@ -74,6 +74,7 @@ def test_batches_are_normalised_on_the_device_with_train_statistics(folder, make
     dm = datamodule(make_cfg, folder, "data.stats_samples=1000")
     train = torch.stack([dm.splits["train"][i][0] for i in range(len(dm.splits["train"]))]).float() / 255
     assert torch.allclose(dm.mean.flatten(), train.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(dm.std.flatten(), train.transpose(0, 1).flatten(1).std(1), atol=1e-5)  # per channel
     raw, labels = next(iter(dm.train_dataloader()))
     x, y = dm.on_after_batch_transfer((raw, labels), 0)
     assert raw.dtype == torch.uint8 and x.shape == (62, 3, 32, 32)  # all 62 train images in one batch of 64
@@ -150,3 +151,18 @@ def test_bad_image_settings_are_refused_at_config_time(folder, make_cfg, overrid
 
     with pytest.raises(ConfigError, match=message):
         check(make_cfg("data=images", f"data.path={folder}", override))
+
+
+@pytest.mark.parametrize("change", ["an image rewritten", "data.image_size=[16,16]", "data.channels=1"])
+def test_a_changed_image_or_decode_setting_is_never_served_from_the_shard(folder, make_cfg, tmp_path, change):
+    shared = [f"data.cache_dir={tmp_path / 'shared'}", "data.convert=true"]
+    datamodule(make_cfg, folder, *shared)
+    changed = [] if change == "an image rewritten" else [change]
+    if change == "an image rewritten":  # the same name, other pixels: a blank image of another size
+        Image.new("RGB", (50, 10), (7, 7, 7)).save(folder / "bar" / "000.png")
+    after = datamodule(make_cfg, folder, *shared, *changed)
+    decoded = datamodule(make_cfg, folder, *changed)  # no shard: straight from the files
+    for split in ("train", "test"):
+        for i in range(len(decoded.splits[split])):
+            assert torch.equal(after.splits[split][i][0], decoded.splits[split][i][0])
+    assert len(list((tmp_path / "shared").glob("*/manifest.json"))) == 2

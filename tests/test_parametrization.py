@@ -95,8 +95,10 @@ def growth(scales: dict[int, dict[str, float]], layer: int) -> float:
     return list(scales[1024].values())[layer] / list(scales[64].values())[layer]
 
 
-def gpt(width: int, parametrization: str) -> GPT:
-    return GPT((32,), 64, vocab_size=64, width=width, depth=2, heads=4, base_width=64, parametrization=parametrization)
+def gpt(width: int, parametrization: str, **knobs) -> GPT:
+    return GPT(
+        (32,), 64, vocab_size=64, width=width, depth=2, heads=4, base_width=64, parametrization=parametrization, **knobs
+    )
 
 
 def gpt_logit_scale(parametrization: str, width: int, steps: int = 5) -> float:
@@ -129,3 +131,14 @@ def test_gpt_mup_multipliers_attention_scale_and_coordinate_check():
     # without its readout multiplier 1.90. The bands leave a gap between them: standard > 2.0, muP in (0.55, 1.3).
     assert gpt_logit_scale("standard", 512) / gpt_logit_scale("standard", 64) > 2.0
     assert 0.55 < gpt_logit_scale("mup", 512) / gpt_logit_scale("mup", 64) < 1.3
+
+
+@pytest.mark.parametrize("parametrization", ["standard", "mup"])
+def test_gpt_output_multiplier_scales_the_logits_in_both_parametrisations(parametrization):
+    ids = torch.randint(0, 64, (2, 32))
+    logits = {}
+    for alpha in (1.0, 3.0):
+        torch.manual_seed(0)
+        net = gpt(256, parametrization, output_multiplier=alpha)
+        logits[alpha] = net(ids)
+    torch.testing.assert_close(logits[3.0], 3.0 * logits[1.0])  # alpha scales the readout's input (no bias)

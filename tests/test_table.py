@@ -39,6 +39,14 @@ def churn(n: int = 600, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
+def features(dm, split: str = "train") -> torch.Tensor:
+    """A split's encoded rows, from memory or from the shard."""
+    if isinstance(dm, TensorSplits):
+        return dm.splits[split].tensors[0]
+    rows = dm.splits[split]
+    return dm.on_after_batch_transfer(next(iter(dm._loader(rows, len(rows)))), 0)[0]
+
+
 def datamodule(make_cfg, path, *overrides):
     dm = instantiate(make_cfg("data=table", f"data.path={path}", "data.target=label", *overrides).data)
     dm.setup()
@@ -54,7 +62,8 @@ def test_categories_and_missing_values_reach_the_model_as_documented(make_cfg, t
     assert torch.all(x[:, 2:].sum(1) == 1)  # exactly one colour level per row, "missing" included
 
 
-def test_imputation_statistics_come_from_the_train_rows_only(make_cfg, tmp_path):
+@pytest.mark.parametrize("convert", [False, True])
+def test_imputation_statistics_come_from_the_train_rows_only(make_cfg, tmp_path, convert):
     frame = pd.DataFrame(
         {
             "size": [1.0, 2.0, 3.0, None, 100.0, 100.0, None, 1.0, 2.0, 3.0],
@@ -63,8 +72,9 @@ def test_imputation_statistics_come_from_the_train_rows_only(make_cfg, tmp_path)
             "split": ["train", "train", "train", "train", "test", "test", "test", "val", "val", "val"],
         }
     )
-    dm = datamodule(make_cfg, write(frame, tmp_path / "t.csv"), "data.split_column=split", "data.normalize=false")
-    test_x = dm.splits["test"].tensors[0]
+    settings = ["data.split_column=split", "data.normalize=false", f"data.convert={convert}", f"data.cache_dir={tmp_path}"]
+    dm = datamodule(make_cfg, write(frame, tmp_path / "t.csv"), *settings)
+    test_x = features(dm, "test")
     assert test_x[:, 0].tolist() == [100.0, 100.0, 2.0]  # the missing size takes the train median (2.0), not 100
     assert test_x[:, 1].tolist() == [0.0, 0.0, 1.0]  # the missing-value indicator
     assert test_x[0, 2:].tolist() == [0.0, 0.0]  # "zebra", a level train never saw: all zeros
@@ -186,3 +196,56 @@ def test_a_shared_shard_cache_never_serves_another_splits_statistics(make_cfg, t
     assert len(list((tmp_path / "shared").iterdir())) == 2
     other = datamodule(make_cfg, path, "data.convert=true", shared, "data.split_seed=1")
     assert not torch.equal(cached.mean, other.mean)
+
+
+def test_max_categories_keeps_the_frequent_levels_and_shares_one_column_for_the_rest(make_cfg, tmp_path):
+    # 30 levels: l00..l03 take 40 rows each, l04..l29 2 rows each (212 rows); max_categories=5 keeps 4 + infrequent
+    levels = [f"l{i:02d}" for i in range(4) for _ in range(40)] + [f"l{i:02d}" for i in range(4, 30) for _ in range(2)]
+    frame = pd.DataFrame({"level": levels, "label": ["a", "b"] * (len(levels) // 2)})
+    frame["split"] = "train"
+    frame.loc[[0, 1, 160, 161], "split"] = ["val", "test", "val", "test"]  # a frequent and a rare row in each
+    dm = datamodule(make_cfg, write(frame, tmp_path / "t.csv"), "data.split_column=split", "data.normalize=false",
+                    "data.max_categories=5")  # fmt: skip
+    assert dm.input_shape == (5,)  # not 30 one-hot columns
+    x = dm.splits["train"].tensors[0]
+    frequent, rare = x[:150], x[170:]  # the train rows in file order: l00..l03 first, then the rare levels
+    assert torch.all(frequent[:, -1] == 0) and torch.all(frequent[:, :4].sum(1) == 1)
+    assert torch.all(rare[:, -1] == 1) and torch.all(rare[:, :4] == 0)  # every rare level: the shared column
+
+
+def test_a_level_only_the_test_split_has_goes_to_the_infrequent_column(make_cfg, tmp_path):
+    frame = pd.DataFrame(
+        {
+            "colour": ["a", "a", "a", "a", "b", "c", "a", "zebra"],
+            "label": ["x", "y", "x", "y", "x", "y", "x", "y"],
+            "split": ["train"] * 6 + ["val", "test"],
+        }
+    )
+    dm = datamodule(make_cfg, write(frame, tmp_path / "t.csv"), "data.split_column=split", "data.normalize=false",
+                    "data.max_categories=2")  # fmt: skip
+    assert dm.input_shape == (2,)  # a, and b + c as the infrequent group
+    assert dm.splits["train"].tensors[0][:, 1].tolist() == [0, 0, 0, 0, 1, 1]
+    assert dm.splits["test"].tensors[0].tolist() == [[0.0, 1.0]]  # zebra: infrequent, not all zeros
+
+
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["the file's rows", "data.max_categories=2", "data.fit_rows=50", "data.normalize=false"],
+)
+@pytest.mark.parametrize("convert", [False, True])
+def test_a_changed_table_or_setting_is_never_served_from_the_cache(make_cfg, tmp_path, convert, change):
+    """Both caches (the in-memory tensors of data.cache_dir, the streamed shard): what changes the encoded rows
+    changes the key, so the run sees what a fresh cache would give it."""
+    path = write(churn(n=300), tmp_path / "t.csv")
+    settings = [f"data.convert={convert}", f"data.cache_dir={tmp_path / 'shared'}"]
+    before = features(datamodule(make_cfg, path, *settings))
+    changed = [] if change == "the file's rows" else [change]
+    if change == "the file's rows":
+        write(churn(n=300, seed=1), tmp_path / "t.csv")  # the same name, other rows
+    after = features(datamodule(make_cfg, path, *settings, *changed))
+    fresh = features(datamodule(make_cfg, path, settings[0], *changed, f"data.cache_dir={tmp_path / 'fresh'}"))
+    assert torch.equal(after, fresh)
+    if change != "data.fit_rows=50" or convert:  # in memory the encoder fits on every train row: nothing changes
+        assert after.shape != before.shape or not torch.equal(after, before)

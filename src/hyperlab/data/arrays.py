@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from hyperlab.data import augment as augmentation
 from hyperlab.data import preprocess
 from hyperlab.data.batches import EpochSeededSampler, TensorBatches, first_epoch
-from hyperlab.data.loading import dataloader_kwargs, grouped
+from hyperlab.data.loading import dataloader_kwargs, fingerprint, grouped
 from hyperlab.data.splits import Split, given_split, split_rows
 
 
@@ -62,6 +62,14 @@ def described(function: Callable) -> str:
     return repr(function) if "<" in name else f"{function.__module__}.{name}"
 
 
+def files_read_by(load: Callable) -> list[Path]:
+    """The files among a loader's arguments (a folder: every file under it), e.g. data=table's path: the cache key
+    holds their sizes and times, so an edited file is a new key, not yesterday's tensors."""
+    arguments = [*load.args, *load.keywords.values()] if isinstance(load, functools.partial) else []
+    paths = [Path(a) for a in arguments if isinstance(a, (str, Path)) and Path(a).exists()]
+    return sorted(f for path in paths for f in ([path] if path.is_file() else path.rglob("*")) if f.is_file())
+
+
 class ArrayDataModule(L.LightningDataModule):
     """A dataset that fits in memory as arrays `(X, y)` or `(X, y, row_weights)`, split into train/val/test.
 
@@ -96,7 +104,8 @@ class ArrayDataModule(L.LightningDataModule):
         p["image_shape"] = list(p["image_shape"]) if p["image_shape"] else None
         p["sampler"] = None if self.weighted else p["sampler"]  # weighted only changes the order
         p["encode"] = described(p["encode"]) if p["encode"] else None
-        return {"load": described(self.load), "task": self.task, **dataclasses.asdict(self.split), **p}
+        files = fingerprint([], files_read_by(self.load))
+        return {"load": described(self.load), "files": files, "task": self.task, **dataclasses.asdict(self.split), **p}
 
     # --- building the splits -------------------------------------------------------------------------------------
 

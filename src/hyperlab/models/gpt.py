@@ -58,7 +58,10 @@ class GPT(nn.Module):
     block's activations in the backward pass instead of keeping them: memory per block for compute.
     `parametrization="mup"` (with m = width / base_width): hidden matrices start with std / sqrt(m), attention
     scores are scaled by 1/d instead of 1/sqrt(d), and the readout's input by 1/m; the learning rates come from
-    hyperlab.training.parametrization. At width == base_width it is the standard network.
+    hyperlab.training.parametrization. At width == base_width it is the standard network. `output_multiplier`
+    (muP's alpha_out) scales the logits in both parametrisations (alpha / m under muP): a hyperparameter tuned at
+    the base width like the learning rate, since the tied readout's 1/m alone leaves a wide network's logits
+    learning slower than the base's (docs/mup.md).
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class GPT(nn.Module):
         activation_checkpointing: bool = False,
         parametrization: str = "standard",
         base_width: int = 192,
+        output_multiplier: float = 1.0,
     ):
         super().__init__()
         if vocab_size is None:
@@ -89,7 +93,9 @@ class GPT(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(width, heads, dropout, attention_scale) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
-        self.readout = layers.Readout(1.0 / m) if mup else nn.Identity()  # muP: the logits' input x 1/m
+        # muP: the logits' input x alpha / m; the standard network's only when alpha is set
+        alpha = output_multiplier / m
+        self.readout = layers.Readout(alpha) if mup or alpha != 1.0 else nn.Identity()
         self.head = nn.Linear(width, num_classes, bias=False)
         self.activation_checkpointing = activation_checkpointing
         self.apply(self._init)

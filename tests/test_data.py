@@ -448,3 +448,26 @@ def test_a_mapping_without_a_test_split_is_refused():
     x, y = load_digits(return_X_y=True)
     with pytest.raises(ValueError, match="a mapping of given splits has keys train and test"):
         ArrayDataModule(lambda: {"train": (x, y), "holdout": (x, y)}).setup()
+
+
+def resumed_trainer(epochs_done: int):
+    """What a data module reads of a trainer resumed after `epochs_done` epochs (hyperlab.data.batches.first_epoch)."""
+    from types import SimpleNamespace
+
+    progress = SimpleNamespace(current=SimpleNamespace(processed=epochs_done))
+    return SimpleNamespace(
+        fit_loop=SimpleNamespace(epoch_progress=progress), overfit_batches=0,
+        strategy=SimpleNamespace(root_device=torch.device("cpu")), global_rank=0, world_size=1,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("device_resident", [True, False])
+def test_a_loader_made_for_a_resumed_run_serves_that_epochs_order_first(device_resident):
+    """A DataLoader with workers draws its first indices before Lightning's first set_epoch: the sampler must start
+    at the resumed epoch, or epoch 2 of a resumed run is served in epoch 0's order."""
+    dm = digits(device_resident=device_resident, batch_size=32, shuffle_seed=5)
+    dm.trainer = resumed_trainer(2)
+    loader = dm.train_dataloader()
+    expected = EpochSeededSampler(len(dm.splits["train"]), 5, epoch=2).order()[:32]
+    assert loader.sampler.epoch == 2
+    assert torch.equal(next(iter(loader))[1], dm.splits["train"].tensors[1][expected])

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import yaml
@@ -527,3 +528,39 @@ def test_search_trials_keep_no_checkpoint_but_the_refit_writes_one():
     assert restored["_target_"] == "hyperlab.training.checkpoints.ModelCheckpoint" and restored["monitor"] is None
     kept = compose_with_hydra(["hparams_search=tpe"])  # a search that keeps checkpoints: only the monitor changes
     assert refit.changes(kept, epochs=3)["callbacks.model_checkpoint.monitor"] is None
+
+
+def test_each_baseline_search_is_handed_the_trials_folds_as_its_cv(tmp_path, monkeypatch):
+    """GridSearchCV's `cv` is the (train, val) positions of same_rows, which the test above ties to the trials'
+    folds: scikit-learn's own KFold would score the baselines on other rows than the nets."""
+    import sklearn.model_selection
+
+    from hyperlab.config.cli import compose
+    from hyperlab.search.baselines import same_rows, score
+
+    handed = []
+
+    class Recorder:
+        def __init__(self, estimator, grid, *, cv, **kwargs):
+            handed.append(cv)
+            raise StopIteration  # what it was given is all this test needs
+
+    monkeypatch.setattr(sklearn.model_selection, "GridSearchCV", Recorder)
+    data = compose(["data=wine", "data.num_folds=3"], tmp_path).data
+    with pytest.raises(StopIteration):
+        score(data, "val/acc")
+    (cv,) = handed
+    expected = same_rows(data)["folds"]
+    assert len(cv) == 3 and all(
+        np.array_equal(a, c) and np.array_equal(b, d) for (a, b), (c, d) in zip(cv, expected, strict=True)
+    )
+
+
+@pytest.mark.parametrize(("net_se", "verdict"), [(0.02, "no classical"), (0.005, "a classical")])
+def test_the_verdict_weighs_the_margin_against_the_nets_standard_error(net_se, verdict):
+    from hyperlab.search.baselines import verdict as verdict_line
+
+    baselines = [{"model": "svc", "metric": 0.99, "metric_se": 0.004}, {"model": "logreg", "metric": 0.95}]
+    line = verdict_line(baselines, {"metric": 0.98, "metric_se": net_se}, maximize=True)
+    assert line.startswith(f"{verdict} baseline beats the selected net by more than one SE")  # margin 0.01
+    assert "svc 0.9900 ± 0.0040 vs the selected net's 0.9800" in line

@@ -72,8 +72,8 @@ def test_imputation_statistics_come_from_the_train_rows_only(make_cfg, tmp_path,
             "split": ["train", "train", "train", "train", "test", "test", "test", "val", "val", "val"],
         }
     )
-    settings = ["data.split_column=split", "data.normalize=false", f"data.convert={convert}", f"data.cache_dir={tmp_path}"]
-    dm = datamodule(make_cfg, write(frame, tmp_path / "t.csv"), *settings)
+    settings = ["data.split_column=split", "data.normalize=false", f"data.convert={convert}"]
+    dm = datamodule(make_cfg, write(frame, tmp_path / "t.csv"), *settings, f"data.cache_dir={tmp_path}")
     test_x = features(dm, "test")
     assert test_x[:, 0].tolist() == [100.0, 100.0, 2.0]  # the missing size takes the train median (2.0), not 100
     assert test_x[:, 1].tolist() == [0.0, 0.0, 1.0]  # the missing-value indicator
@@ -228,8 +228,6 @@ def test_a_level_only_the_test_split_has_goes_to_the_infrequent_column(make_cfg,
     assert dm.splits["test"].tensors[0].tolist() == [[0.0, 1.0]]  # zebra: infrequent, not all zeros
 
 
-
-
 @pytest.mark.parametrize(
     "change",
     ["the file's rows", "data.max_categories=2", "data.fit_rows=50", "data.normalize=false"],
@@ -249,3 +247,16 @@ def test_a_changed_table_or_setting_is_never_served_from_the_cache(make_cfg, tmp
     assert torch.equal(after, fresh)
     if change != "data.fit_rows=50" or convert:  # in memory the encoder fits on every train row: nothing changes
         assert after.shape != before.shape or not torch.equal(after, before)
+
+
+def test_a_streamed_loader_made_for_a_resumed_run_serves_that_epochs_order_first(make_cfg, tmp_path):
+    from hyperlab.data import EpochSeededSampler
+    from tests.test_data import resumed_trainer
+
+    path = write(churn(n=300), tmp_path / "t.csv")
+    dm = datamodule(make_cfg, path, "data.convert=true", f"data.cache_dir={tmp_path}", "data.shuffle_seed=5")
+    dm.trainer = resumed_trainer(2)
+    loader = dm.train_dataloader()
+    expected = EpochSeededSampler(len(dm.splits["train"]), 5, epoch=2).order()[: dm.batch_size]
+    assert loader.sampler.epoch == 2 and torch.equal(loader.sampler.order()[: dm.batch_size], expected)
+    assert torch.equal(next(iter(loader))[1], torch.stack([dm.splits["train"][int(i)][1] for i in expected]))

@@ -225,3 +225,18 @@ def test_peak_memory_does_not_grow_with_the_corpus(tmp_path):
     (small, small_bytes), (large, large_bytes) = peaks
     assert large_bytes > 3.5 * small_bytes > 3.5 * 9e6
     assert large - small < 30, peaks  # MB
+
+
+BPE = {"tokenizer": "bpe", "vocab_size": 300}
+SHARD_CHANGES = [({}, BPE), (BPE, {**BPE, "vocab_size": 320}), ({}, {"val_fraction": 0.2}), ({}, {"split_seed": 1})]
+
+
+@pytest.mark.parametrize(("before", "change"), SHARD_CHANGES, ids=[str(c) for _, c in SHARD_CHANGES])
+def test_a_tokenizer_or_split_setting_makes_its_own_shards(corpus, tmp_path, before, change):
+    """Each setting that changes the shards' contents is in the key: a run with it never opens the old shards."""
+    first = datamodule(corpus, tmp_path, **before)
+    second = datamodule(corpus, tmp_path, **change)
+    fresh = datamodule(corpus, tmp_path / "fresh", **change)
+    assert first.folder != second.folder and second.folder.name == fresh.folder.name
+    for split in ("train", "val"):
+        assert np.array_equal(np.asarray(second.shards[split]), np.asarray(fresh.shards[split]))

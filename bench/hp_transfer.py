@@ -1,6 +1,10 @@
 """Hyperparameter transfer across width: the same learning-rate sweep at several widths, standard vs muP.
 
     python bench/hp_transfer.py [--model mlp|gpt] [--widths ...] [--seeds 3]
+    python bench/hp_transfer.py --model gpt --parametrizations mup --output-multiplier 8 --log2-lrs -8 -7 -6 -5 -4 -3
+
+--output-multiplier: muP's alpha_out (model.output_multiplier, tuned at the base width), in runs, a section and
+a plot of their own; --parametrizations and --log2-lrs narrow the sweep to what a question needs.
 
 --model gpt: the GPT on data=stdlib instead, the GPT recipe's optimizer (AdamW betas 0.9/0.95, weight decay 0.1 on
 matrices, clipping at 1.0) at a CPU's scale: depth 2, 4 heads, byte tokens, context 64, batch 32, 500 steps
@@ -123,15 +127,15 @@ def plot(curves: dict[str, dict[int, dict[float, float]]], path: Path, run: str,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for axis, (parametrization, by_width) in zip(axes, curves.items(), strict=True):
+    figure, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4), sharey=True, squeeze=False)
+    for axis, (parametrization, by_width) in zip(axes[0], curves.items(), strict=True):
         for width, losses in by_width.items():
             axis.plot([math.log2(lr) for lr in losses], list(losses.values()), marker="o", label=f"width {width}")
         axis.set_title(f"{parametrization} parametrisation")
         axis.set_xlabel("log2(learning rate)")
         axis.set_yscale("log")
         axis.legend()
-    axes[0].set_ylabel(f"{metric} (best checkpoint, {run})")
+    axes[0][0].set_ylabel(f"{metric} (best checkpoint, {run})")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 
@@ -141,11 +145,21 @@ def main() -> None:
     parser.add_argument("--model", choices=list(PROFILES), default="mlp")
     parser.add_argument("--widths", type=int, nargs="+")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--parametrizations", nargs="+", choices=PARAMETRIZATIONS, default=list(PARAMETRIZATIONS))
+    parser.add_argument("--log2-lrs", type=int, nargs="+", help="the LR grid as powers of 2 (default: the profile's)")
+    parser.add_argument("--output-multiplier", type=float, help="model.output_multiplier (muP's alpha_out)")
     args = parser.parse_args()
     extra, default_widths, epochs, run, metric, lrs = PROFILES[args.model]
     args.widths = args.widths or default_widths
+    lrs = [2.0**k for k in args.log2_lrs] if args.log2_lrs else lrs
+    variant = ""
+    if args.output_multiplier is not None:  # its own runs, section and plot: the default ones stay as they are
+        extra, variant = (
+            [*extra, f"model.output_multiplier={args.output_multiplier:g}"],
+            f"_alpha{args.output_multiplier:g}",
+        )
     narrow, wide = min(args.widths), max(args.widths)
-    figure = "hp_transfer.png" if args.model == "mlp" else f"hp_transfer_{args.model}.png"
+    figure = "hp_transfer.png" if args.model == "mlp" else f"hp_transfer_{args.model}{variant}.png"
     curves: dict[str, dict[int, dict[float, float]]] = {}
     grid = "2^-13 .. 2^-5" if lrs is None else f"2^{math.log2(lrs[0]):.0f} .. 2^{math.log2(lrs[-1]):.0f}"
     rows = [
@@ -157,10 +171,10 @@ def main() -> None:
     ]
     transfer = []
     # runs and partial results under logs/ (kept): a stopped bench reruns only what it had not finished
-    folder = ROOT / "logs" / "bench" / f"hp_transfer_{args.model}"
+    folder = ROOT / "logs" / "bench" / f"hp_transfer_{args.model}{variant}"
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / "partial.json"
-    for parametrization in PARAMETRIZATIONS:
+    for parametrization in args.parametrizations:
         curves[parametrization] = {}
         for w in args.widths:
             found = kept(
@@ -209,7 +223,9 @@ def main() -> None:
         rows.append("")
     plot(curves, Path(__file__).resolve().parent / figure, run, metric)
     title = "Hyperparameter transfer" + (" (GPT)" if args.model == "gpt" else "")
-    publish(title, f"python bench/hp_transfer.py --model {args.model}", rows)
+    if args.output_multiplier is not None:
+        title = f"Hyperparameter transfer (GPT, output multiplier {args.output_multiplier:g})"
+    publish(title, " ".join(["python bench/hp_transfer.py", *sys.argv[1:]]), rows)
 
 
 if __name__ == "__main__":

@@ -242,7 +242,10 @@ def test_each_sweeper_setting_is_checked_before_optuna_loads(settings, message):
 
 
 def sweep_config(search: str, *overrides: str):
+    from hydra.core.hydra_config import HydraConfig
+
     cfg = compose_with_hydra([f"hparams_search={search}", *overrides])
+    HydraConfig.instance().set_config(cfg)  # hydra.sweep.dir's ${hydra:...}: not left to whichever test ran before
     return cfg, OmegaConf.to_container(cfg.hydra.sweeper, resolve=False)
 
 

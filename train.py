@@ -9,7 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from hyperlab.config.cli import print_help, reported_errors
+from hyperlab.config.cli import print_help, refuse_a_search_space_without_multirun, reported_errors
 from hyperlab.config.rules import check
 
 
@@ -26,4 +26,5 @@ if __name__ == "__main__":
     if {"--help", "-h"} & set(sys.argv[1:]):  # Hydra's own listing takes ~1 s; see print_help
         print_help([arg for arg in sys.argv[1:] if arg not in ("--help", "-h")])
     else:
+        refuse_a_search_space_without_multirun(sys.argv[1:])
         main()

@@ -351,6 +351,7 @@ BAD_COMMANDS = [
     slow(["model=gpt", "data=stdlib", "model.heads=5"], "model.heads"),
     slow(["model=gpt", "data=stdlib", "model.parametrization=mup", "model.base_width=100"], "model.base_width"),
     fast(["data=table", "data.path=/no/such.csv", "data.target=y"], "data.path"),
+    fast(["hydra.sweeper.params.model='choice(mlp)'"], "hydra.sweeper.params.model sets a search space"),
     slow(["data=stdlib", "data.paths=[/no/corpus]"], "data.paths"),
     slow(["model.spectral_norm=yes"], "model.spectral_norm"),
     slow(["scheduler=cosine", "scheduler.warmup_steps=10", "trainer.max_steps=10"], "scheduler.warmup_steps"),

@@ -260,3 +260,9 @@ def test_a_streamed_loader_made_for_a_resumed_run_serves_that_epochs_order_first
     expected = EpochSeededSampler(len(dm.splits["train"]), 5, epoch=2).order()[: dm.batch_size]
     assert loader.sampler.epoch == 2 and torch.equal(loader.sampler.order()[: dm.batch_size], expected)
     assert torch.equal(next(iter(loader))[1], torch.stack([dm.splits["train"][int(i)][1] for i in expected]))
+
+
+def test_a_target_with_one_class_is_refused_naming_the_key(make_cfg, tmp_path):
+    frame = pd.DataFrame({"size": range(20), "label": ["yes"] * 20})
+    with pytest.raises(ValueError, match="data.target: a classification target needs 2 or more classes, .* 'yes'"):
+        datamodule(make_cfg, write(frame, tmp_path / "t.csv"))

@@ -28,6 +28,19 @@ def reported_errors(job: bool = True):
         raise SystemExit(f"error: {error}") from None
 
 
+def refuse_a_search_space_without_multirun(args: list[str]) -> None:
+    """`hydra.sweeper.params.KEY=...` is a search space: a single run (no -m) has no sweeper to give it to, and
+    Hydra fails on it with an omegaconf assertion; say what it needs instead, before anything is composed."""
+    multirun = {"-m", "--multirun"} & set(args)
+    spaces = [arg for arg in args if arg.lstrip("+~").startswith("hydra.sweeper.params")]
+    if spaces and not multirun:
+        key = spaces[0].partition("=")[0]
+        raise SystemExit(
+            f"error: {key} sets a search space, which only a sweep reads: add -m "
+            f"(python train.py -m hparams_search=... {spaces[0]})"
+        )
+
+
 def in_multirun() -> bool:
     """Whether this job runs under `-m` (a sweep), as opposed to a single run."""
     from hydra.core.hydra_config import HydraConfig

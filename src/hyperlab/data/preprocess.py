@@ -56,7 +56,14 @@ def class_codes(y: np.ndarray, task: str) -> tuple[np.ndarray, list[str] | None]
                 "data.task=classification, or a numeric target (data.target for data=table)"
             )
         return y, None
-    if task != "classification" or np.issubdtype(y.dtype, np.number):
+    if task != "classification":
+        return y, None
+    if len(np.unique(y)) == 1:  # torchmetrics would refuse num_classes=1 later, naming no key
+        raise ValueError(
+            f"data.target: a classification target needs 2 or more classes, but every row holds {y[0]!r}: "
+            "choose another column, or data.task=regression for a number"
+        )
+    if np.issubdtype(y.dtype, np.number):
         return y, None
     names, codes = np.unique(np.asarray(y).astype(str), return_inverse=True)
     return codes, [str(n) for n in names]

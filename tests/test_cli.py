@@ -291,7 +291,9 @@ def test_default_training_run_from_the_command_line(tmp_path):
     assert f"test/acc {metrics['test/acc']:.4f}" in tail[2]
     assert tail[-1] == f"  evaluate  python eval.py ckpt_path={metrics['ckpt/best']}"
     everything = result.stdout + result.stderr
-    assert "Tip:" not in everything and everything.count("Restoring states from the checkpoint") == 1
+    assert "Tip:" not in everything and "Seed set to" not in everything  # Lightning's info lines: the log file
+    log = (run_dir / "train.log").read_text()
+    assert "Tip:" not in log and log.count("Seed set to 42") == log.count("Restoring states from the checkpoint") == 1
 
 
 @pytest.mark.slow

@@ -61,3 +61,20 @@ def test_lightning_advertisements_and_repeats_are_dropped_but_warnings_pass():
     assert not passes("Restoring states from the checkpoint path at x.ckpt")
     assert passes("Restoring states from the checkpoint path at y.ckpt")
     assert passes("a warning", logging.WARNING) and passes("a warning", logging.WARNING)
+
+
+def test_lightnings_info_lines_reach_the_log_file_but_not_the_console():
+    from hyperlab.config.cli import compose_with_hydra
+    from hyperlab.console import LightningInfoToTheFileOnly
+
+    def record(name: str, level: int) -> logging.LogRecord:
+        return logging.LogRecord(name, level, __file__, 1, "Seed set to 42", None, None)
+
+    console = LightningInfoToTheFileOnly()
+    assert not console.filter(record("lightning.fabric.utilities.seed", logging.INFO))
+    assert console.filter(record("lightning.pytorch.utilities.rank_zero", logging.WARNING))
+    assert console.filter(record("hyperlab.train", logging.INFO))
+    logging_cfg = compose_with_hydra([]).hydra.job_logging  # the console handler has it; the file handler not
+    (name,) = logging_cfg.handlers.console.filters
+    assert logging_cfg.filters[name]["()"] == "hyperlab.console.LightningInfoToTheFileOnly"
+    assert "filters" not in logging_cfg.handlers.file

@@ -39,7 +39,7 @@ def test_ddp_inside_a_multirun_runs_each_job_once_with_two_ranks(tmp_path):
     assert [p.name for p in jobs] == ["0", "1"]
     for job in jobs:  # 10 steps: each of the 2 ranks took half of the epoch
         assert json.loads((job / "metrics.json").read_text())["trainer/global_step"] == 10
-    log = result.stdout + result.stderr
+    log = result.stdout + result.stderr + "".join(path.read_text() for path in sweep.rglob("*.log"))
     assert log.count("[rank: 1] Seed set to 42") == 2  # one child per job, not a sweep per child
 
 

@@ -30,6 +30,15 @@ class DropAdvertisementsAndRepeats(logging.Filter):
         return True
 
 
+class LightningInfoToTheFileOnly(logging.Filter):
+    """On the console handler (conf/hydra/default.yaml, job_logging): Lightning's info lines (`Seed set to 42`,
+    `GPU available`, `Restoring states ...`) stay in the run's log file, so what a run prints is its own summary.
+    Warnings and errors still print."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name.startswith("lightning")
+
+
 def quiet_lightning() -> None:
     """Called once when hyperlab.train loads Lightning."""
     # `import lightning` gives the "lightning" logger a console handler of its own; under Hydra the root logger

@@ -7,12 +7,14 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from hyperlab import runs
+from hyperlab import console, runs
 from hyperlab.builders import load_module
 from hyperlab.builders.hardware import refuse_missing_hardware
 from hyperlab.contracts import TensorSplits
 from hyperlab.errors import ConfigError
 from hyperlab.training.supervised import classification_metrics
+
+console.quiet_lightning()
 
 
 def write_predictions(path: Path, indices, targets: torch.Tensor, probs: torch.Tensor, names=None) -> None:

@@ -166,3 +166,13 @@ def test_a_changed_image_or_decode_setting_is_never_served_from_the_shard(folder
         for i in range(len(decoded.splits[split])):
             assert torch.equal(after.splits[split][i][0], decoded.splits[split][i][0])
     assert len(list((tmp_path / "shared").glob("*/manifest.json"))) == 2
+
+
+def test_an_image_that_cannot_be_decoded_is_named_by_its_path(folder, make_cfg):
+    broken = folder / "bar" / "000.png"
+    broken.write_bytes(broken.read_bytes()[:60])  # a truncated PNG
+    with pytest.raises(ValueError, match=f"data.path: the image '{broken}' cannot be decoded: "):
+        dm = datamodule(make_cfg, folder)  # the train statistics decode the train images; the rest on access
+        for split in dm.splits.values():
+            for i in range(len(split)):
+                split[i]

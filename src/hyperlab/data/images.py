@@ -53,8 +53,11 @@ def decode(file: Path, size: Sequence[int], mode: str) -> np.ndarray:
     """One image as uint8 (C, H, W): converted to `mode`, resized to `size` = (H, W) with bilinear filtering."""
     from PIL import Image
 
-    with Image.open(file) as image:
-        pixels = np.array(image.convert(mode).resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
+    try:
+        with Image.open(file) as image:
+            pixels = np.array(image.convert(mode).resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
+    except OSError as error:  # PIL's own words name no file: "Truncated File Read", "cannot identify image file"
+        raise ValueError(f"data.path: the image {str(file)!r} cannot be decoded: {error}") from error
     return np.ascontiguousarray(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
 
 

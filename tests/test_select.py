@@ -14,6 +14,7 @@ import numpy as np
 import optuna
 import pytest
 import yaml
+from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.samplers import RandomSampler, TPESampler
 
@@ -381,6 +382,75 @@ def test_model_selection_can_build_every_family_and_setting_on_a_1d_signal(make_
             x, y = next(iter(datamodule.train_dataloader()))
             assert datamodule.input_shape == (1, 40) and module(x).shape == (64, 10), (family, overrides)
             module.loss(module(x), y).backward()
+
+
+def family_sweeper(*overrides: str):
+    """The study sweeper of `-m hparams_search=model_selection OVERRIDES`, set up as Hydra would (its config and a
+    config loader that composes a trial's config), without running a trial."""
+    from types import SimpleNamespace
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from hyperlab.config.cli import compose_with_hydra
+    from hyperlab.search.sweeper import OptunaSweep
+
+    master = compose_with_hydra(["hparams_search=model_selection", *overrides])
+    HydraConfig.instance().set_config(master)
+    settings = OmegaConf.to_container(master.hydra.sweeper, resolve=False)
+    sweeper = OptunaSweep(**{k: v for k, v in settings.items() if not k.startswith("_")})
+    task = [o for o in overrides if not o.startswith("hydra.")]
+    compose = SimpleNamespace(load_sweep_config=lambda _, trial: compose_with_hydra([*task, *trial]))
+    sweeper.hydra_context, sweeper.config = SimpleNamespace(config_loader=compose), master
+    space, fixed = search_space([f"{k}={v}" for k, v in sweeper.params.items()])
+    return sweeper, space, fixed
+
+
+def test_a_search_on_a_table_leaves_out_the_families_that_cannot_take_it(capsys):
+    sweeper, space, fixed = family_sweeper("data=wine")
+    narrowed, left_out = sweeper._families_that_take_the_data(space, fixed, [])
+    assert narrowed["model"].choices == ("mlp",) and narrowed["lr"] == space["lr"]
+    assert left_out["input_shape"] == [13] and list(left_out["families"]) == ["cnn", "resnet"]
+    assert "model=cnn needs image data" in left_out["families"]["cnn"]
+    assert (
+        "model families left out: cnn, resnet cannot take this data's inputs of shape (13,)" in capsys.readouterr().out
+    )
+    # images keep every family: nothing is left out, the space is as written
+    sweeper, space, fixed = family_sweeper("data=digits")
+    assert sweeper._families_that_take_the_data(space, fixed, []) == (space, {})
+
+
+def test_a_family_named_on_the_command_line_that_cannot_take_the_data_is_refused():
+    named = "hydra.sweeper.params.model='choice(mlp,cnn)'"
+    sweeper, space, fixed = family_sweeper("data=wine", named)
+    with pytest.raises(
+        SweepError, match=r"params.model='choice\(mlp,cnn\)': model=cnn needs image data .* can take it: mlp"
+    ):
+        sweeper._families_that_take_the_data(space, fixed, [])
+    sweeper, space, fixed = family_sweeper("data=wine", "hydra.sweeper.params.model='choice(cnn,resnet)'")
+    with pytest.raises(SweepError, match=r"model=cnn needs image data .*\(13,\)"):  # none can: refused too
+        sweeper._families_that_take_the_data(space, fixed, [])
+
+
+def test_the_report_names_the_families_left_out(capsys):
+    study = optuna.create_study()
+    assert select.families_left_out(study) == ""
+    study.set_user_attr("families_left_out", {"input_shape": [13], "families": {"cnn": "...", "resnet": "..."}})
+    line = select.families_left_out(study)
+    assert "left out before any trial: model=cnn, model=resnet" in line and "shape (13,)" in line
+
+
+@pytest.mark.slow
+def test_a_selection_sweep_on_a_table_runs_no_trial_of_a_family_that_cannot_take_it(tmp_path):
+    result = selection_sweep(tmp_path, "data=wine", "hydra.sweeper.n_trials=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = tmp_path / "logs" / "study"
+    families = [
+        next(o for o in yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) if o.startswith("model="))
+        for job in sorted(p for p in study.iterdir() if p.name.isdigit())
+    ]
+    assert families == ["model=mlp", "model=mlp"]
+    assert "model families left out: cnn cannot take this data's inputs of shape (13,)" in result.stdout
+    assert "left out before any trial: model=cnn" in result.stdout
 
 
 def fake_finished_sweep(sweep: Path) -> Path:

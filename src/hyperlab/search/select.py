@@ -152,6 +152,16 @@ def budget(rows: list[dict], study) -> str:
     return line
 
 
+def families_left_out(study) -> str:
+    """The families the search never tried: their networks cannot take the data (hyperlab.search.families)."""
+    left_out = study.user_attrs.get("families_left_out") if study is not None else None
+    if not left_out:
+        return ""
+    names = ", ".join(f"model={family}" for family in left_out["families"])
+    shape = tuple(left_out["input_shape"])
+    return "\n" + _wrap(f"left out before any trial: {names}, whose networks cannot take inputs of shape {shape}")
+
+
 # --- the selection rule ----------------------------------------------------------------------------------------
 
 
@@ -436,7 +446,11 @@ def main(argv: list[str] | None = None) -> dict:
     baselines = _baselines(sweep_dir, job_cfg, metric) if wanted and job_cfg is not None else []
     write_leaderboard(everything + baselines, sweep_dir / "leaderboard.csv")
     print(report(everything, choice, metric, cost, refit))
-    print(_wrap(budget(everything, study)) + baseline_lines(baselines, winner, maximize, refit, metric))
+    print(
+        _wrap(budget(everything, study))
+        + families_left_out(study)
+        + baseline_lines(baselines, winner, maximize, refit, metric)
+    )
     return {"rows": everything, **choice, "refit": refit, "baselines": baselines}
 
 

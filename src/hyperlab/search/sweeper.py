@@ -40,10 +40,11 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from hyperlab import console
-from hyperlab.search import nested
+from hyperlab.search import families, nested
 from hyperlab.search.space import (
     SweepError,
     ask,
@@ -126,6 +127,7 @@ class OptunaSweep(Sweeper):
 
             torch.set_num_threads(self.torch_threads)
         space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
+        space, left_out = self._families_that_take_the_data(space, fixed, arguments)
         conditions = conditional_space(self.conditional, space)
         if conditions and self._is_grid:
             raise SweepError("hydra.sweeper.conditional: GridSampler enumerates a fixed grid; use TPESampler")
@@ -139,6 +141,7 @@ class OptunaSweep(Sweeper):
             study = self._study(storage_url)
             if not study.get_trials(deepcopy=False):
                 enqueue_every_option(study, space, conditions)
+            study.set_user_attr("families_left_out", left_out)  # the report says what was never tried
         n_trials = (
             min(self.n_trials, math.prod(len(v) for v in grid(space).values())) if self._is_grid else self.n_trials
         )
@@ -176,6 +179,32 @@ class OptunaSweep(Sweeper):
                 else:
                     self._select(sweep_dir)
         return returns
+
+    def _families_that_take_the_data(self, space: dict, fixed: list[str], arguments: list[str]) -> tuple[dict, dict]:
+        """`model: choice(...)` narrowed to the families whose networks take the data's input (search.families),
+        and what was left out: {"input_shape": [...], "families": {family: why}}. A family the user named on the
+        command line that cannot take it is refused instead, as bad input is, before the sweep dir exists."""
+        choice = space.get("model")
+        if not isinstance(choice, CategoricalDistribution):
+            return space, {}
+        loader = self.hydra_context.config_loader
+        shape, refused = families.refusals(
+            list(choice.choices), lambda option: loader.load_sweep_config(self.config, [*fixed, f"model={option}"])
+        )
+        left_out = {option: why for option, why in refused.items() if why}
+        if not left_out:
+            return space, {}
+        kept = [option for option in choice.choices if not refused[str(option)]]
+        named = [o for o in self.config.hydra.overrides.hydra if o.startswith("hydra.sweeper.params.model=")]
+        named += [a for a in arguments if a.partition("=")[0] == "model"]
+        if named or not kept:
+            can = f" (families that can take it: {', '.join(map(str, kept))})" if kept else ""
+            raise SweepError(f"{(named or ['hydra.sweeper.params.model'])[0]}: {next(iter(left_out.values()))}{can}")
+        console.say(
+            f"model families left out: {', '.join(left_out)} cannot take this data's inputs of shape {shape}; "
+            f"the search tries {', '.join(map(str, kept))}"
+        )
+        return {**space, "model": CategoricalDistribution(kept)}, {"input_shape": list(shape), "families": left_out}
 
     def _say_if_nothing_to_run(self, study: optuna.Study, n_trials: int) -> None:
         """Re-running a finished study's command runs no trial: documented (docs/sweeps.md) as the way to report it

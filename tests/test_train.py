@@ -505,3 +505,36 @@ MODELS_BEAT_CHANCE = [
 def test_each_model_beats_chance_on_its_data(overrides, metric, floor, make_cfg):
     train(make_cfg("trainer.max_epochs=10", *overrides, fast=False))
     assert runs.read_metrics(Path(make_cfg().paths.output_dir))[metric] > floor
+
+
+@pytest.mark.parametrize(
+    ("rows", "counts", "folds", "said"),
+    [
+        (26, [9, 10, 7], None, ["validation holds 26 rows:", "3.8 points", "data.num_folds=5"]),
+        (400, [130, 140, 130], None, None),
+        (29, [10, 10, 9], 5, None),  # k-fold: the estimate is the mean over all rows; every class scored
+        (12, [6, 5, 1], 10, ["12 rows, 1 of its rarest class", "data.num_folds below 10"]),
+        (300, [200, 99, 1], None, ["1 of its rarest class"]),
+        (0, None, None, None),  # a refit: no validation split, nothing chosen by it
+    ],
+)
+def test_a_small_validation_split_gets_advice(rows, counts, folds, said):
+    from hyperlab.training.small_validation import advice
+
+    message = advice(rows, counts, folds)
+    assert (message is None) == (said is None)
+    assert all(part in message for part in said or [])
+
+
+def test_a_run_on_a_few_dozen_rows_says_so_once_and_digits_does_not(make_cfg, capsys, monkeypatch):
+    from hyperlab.training import small_validation
+
+    monkeypatch.setattr(small_validation, "_said", [])
+    train(make_cfg("data=wine", "trainer.max_epochs=1"))  # 26 validation rows
+    assert capsys.readouterr().out.count("warning: validation holds 26 rows") == 1
+    datamodule, _ = build_module(make_cfg("data=wine"))
+    small_validation.warn_if_small(datamodule, None)  # a second split in the same process: not said again
+    assert "warning: validation" not in capsys.readouterr().out
+    monkeypatch.setattr(small_validation, "_said", [])
+    train(make_cfg("trainer.max_epochs=1"))  # digits: 270 validation rows
+    assert "warning: validation" not in capsys.readouterr().out

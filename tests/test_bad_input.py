@@ -109,6 +109,7 @@ BAD_VALUES_ON = [
     (TABLE, {"data.smooth_sigma": 1.0}, r"data.smooth_sigma=1.0 blurs images: it needs data.image_shape=\[C,H,W\]"),
     (["data=images", f"data.path={HERE}"], {"data.channels": 2}, r"data.channels=2 is not allowed: must be 1 \("),
     (["data=images", f"data.path={HERE}"], {"data.stats_samples": 0}, "data.stats_samples=0 is not allowed"),
+    (["data=images", f"data.path={HERE}"], {"data.skip_undecodable": "yes"}, "data.skip_undecodable='yes' is not"),
     (LSTM, {"model.tbptt_steps": 0}, "model.tbptt_steps=0 is not allowed: must be null or an integer >= 1"),
     (LSTM, {"model.tbptt_steps": 8, "trainer.gradient_clip_val": 1.0}, "model.tbptt_steps optimises manually"),
     (["model=resnet"], {"model.blocks": 0}, "model.blocks=0 is not allowed: must be an integer >= 1"),

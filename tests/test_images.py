@@ -1,6 +1,7 @@
 """data=images: an image folder decoded in DataLoader workers, or converted once into a memory-mapped shard."""
 
 import json
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -166,6 +167,26 @@ def test_a_changed_image_or_decode_setting_is_never_served_from_the_shard(folder
         for i in range(len(decoded.splits[split])):
             assert torch.equal(after.splits[split][i][0], decoded.splits[split][i][0])
     assert len(list((tmp_path / "shared").glob("*/manifest.json"))) == 2
+
+
+def test_skip_undecodable_leaves_broken_files_out_of_every_split_and_lists_them(folder, make_cfg, tmp_path):
+    whole = datamodule(make_cfg, folder)
+    broken = folder / "bar" / "000.png"
+    broken.write_bytes(broken.read_bytes()[:60])  # a truncated PNG: it opens, and fails when decoded
+    cache = f"data.cache_dir={tmp_path / 'cache'}"
+    dm = datamodule(make_cfg, folder, "data.skip_undecodable=true", cache)
+    files = dm.splits["train"].dataset.files
+    assert broken not in files and len(files) == len(whole.splits["train"].dataset.files) - 1
+    assert sum(map(len, dm.splits.values())) == len(files)
+    for split in dm.splits.values():  # every kept image decodes
+        for i in range(len(split)):
+            split[i]
+    assert dm.provenance == {"data/undecodable": [str(broken)]}
+    assert whole.provenance == {}  # off: nothing checked, nothing recorded
+    # the check ran once: a second setup reads its list from the cache, even with the decoder gone
+    with mock.patch("hyperlab.data.images.Decodes", side_effect=AssertionError("decoded again")):
+        again = datamodule(make_cfg, folder, "data.skip_undecodable=true", cache)
+    assert again.skipped == [broken]
 
 
 def test_an_image_that_cannot_be_decoded_is_named_by_its_path(folder, make_cfg):

@@ -114,6 +114,7 @@ RULES = [
     ("data.image_size", lambda v: len(v) == 2 and all(is_integer(s) and s >= 1 for s in v), "[H, W], integers >= 1"),
     ("data.stats_samples", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     ("data.convert", lambda v: isinstance(v, bool), "true or false"),
+    ("data.skip_undecodable", lambda v: isinstance(v, bool), "true or false"),
     ("data.max_categories", lambda v: is_integer(v) and v >= 2, "an integer >= 2"),
     ("data.eval_batch_size", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     ("data.shuffle_seed", lambda v: is_integer(v) and v >= 0, "an integer >= 0"),

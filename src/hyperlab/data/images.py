@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from hyperlab import console
 from hyperlab.data import augment as augmentation
 from hyperlab.data.loading import Loader, ShardRows, StreamedSplits, fingerprint, grouped
 from hyperlab.data.splits import Split, split_rows
@@ -57,8 +58,42 @@ def decode(file: Path, size: Sequence[int], mode: str) -> np.ndarray:
         with Image.open(file) as image:
             pixels = np.array(image.convert(mode).resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
     except OSError as error:  # PIL's own words name no file: "Truncated File Read", "cannot identify image file"
-        raise ValueError(f"data.path: the image {str(file)!r} cannot be decoded: {error}") from error
+        raise ValueError(
+            f"data.path: the image {str(file)!r} cannot be decoded: {error} (data.skip_undecodable=true leaves such "
+            "files out and lists them in metrics.json)"
+        ) from error
     return np.ascontiguousarray(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
+
+
+class Decodes(Dataset):
+    """Whether each file decodes (1) or not (0): the check `skip_undecodable` runs in the loader's workers."""
+
+    def __init__(self, files: list[Path]):
+        self.files = files
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> int:
+        from PIL import Image
+
+        try:
+            with Image.open(self.files[i]) as image:
+                image.load()  # the whole file: a truncated one opens, and fails only here
+        except OSError:
+            return 0
+        return 1
+
+
+def undecodable(files: list[Path], workers: int, cache: Path) -> list[Path]:
+    """The files Pillow cannot decode, found once per set of files (cached in `cache`, a JSON list)."""
+    if cache.is_file():
+        return [Path(f) for f in json.loads(cache.read_text())]
+    flags = torch.cat(list(DataLoader(Decodes(files), batch_size=256, num_workers=workers)))
+    broken = [file for file, ok in zip(files, flags.tolist(), strict=True) if not ok]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps([str(f) for f in broken]))
+    return broken
 
 
 class DecodedImages(Dataset):
@@ -108,6 +143,7 @@ class ImageFolderDataModule(StreamedSplits, L.LightningDataModule):
         channels: int = 3,
         convert: bool = False,
         cache_dir: str = ".cache/images",
+        skip_undecodable: bool = False,
         augment=None,
         **settings,
     ):
@@ -116,6 +152,7 @@ class ImageFolderDataModule(StreamedSplits, L.LightningDataModule):
         super().__init__()
         self.path, self.image_size, self.mode = path, tuple(image_size), MODES[channels]
         self.convert, self.cache_dir, self.augment = convert, Path(cache_dir), augment
+        self.skip_undecodable, self.skipped = skip_undecodable, []
         self.stats_samples = settings.pop("stats_samples", 1024)
         self.split, self.loading = grouped(settings, Split, Loader)
         self.batch_size = self.loading.batch_size
@@ -127,10 +164,25 @@ class ImageFolderDataModule(StreamedSplits, L.LightningDataModule):
             return
         files, labels, self.class_names = list_images(self.path)
         self.num_classes = len(self.class_names)
+        if self.skip_undecodable:  # left out before the split, so every split and run sees the same files
+            found = cache_key(files, (), "decodes")  # the files' names, sizes and times
+            self.skipped = undecodable(files, self.loading.num_workers, self.cache_dir / f"undecodable-{found}.json")
+            skipped = set(self.skipped)
+            kept = np.array([file not in skipped for file in files], dtype=bool)
+            files, labels = [f for f, k in zip(files, kept, strict=True) if k], labels[kept]
+            if skipped:
+                console.say(
+                    f"data: {len(skipped)} undecodable images left out (listed in metrics.json, data/undecodable)"
+                )
         images = self._images(files, labels)
         self.indices = split_rows(labels, self.split)
         self.splits = {name: Subset(images, rows) for name, rows in self.indices.items()}
         self.mean, self.std = self._statistics()
+
+    @property
+    def provenance(self) -> dict:
+        """metrics.json's record of the files left out (data.skip_undecodable): the run's list of them."""
+        return {"data/undecodable": [str(f) for f in self.skipped]} if self.skip_undecodable else {}
 
     def _images(self, files: list[Path], labels: np.ndarray) -> Dataset:
         decoded = DecodedImages(files, labels, self.image_size, self.mode)

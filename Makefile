@@ -27,9 +27,10 @@ $(STAMP): pyproject.toml
 train: install
 	$(PY) train.py $(ARGS)
 
-# Fast tier: seconds to a minute. pytest's exit code 5 ("no tests collected") is not a failure.
+# Fast tier: under two minutes on 2 cores, one pytest-xdist worker per core (each with its share of torch's
+# threads: tests/conftest.py). pytest's exit code 5 ("no tests collected") is not a failure.
 test: install
-	$(PY) -m pytest -m "not slow and not ddp and not postgres and not fault and not gpu" -q $(ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+	$(PY) -m pytest -n auto -m "not slow and not ddp and not postgres and not fault and not gpu" -q $(ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 # Slower tiers: full training runs, CLI subprocesses, notebooks, 2-process DDP, sweeps on PostgreSQL.
 test-slow: install

@@ -10,6 +10,13 @@ from hyperlab.config.cli import compose  # also registers the typed schema and r
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
+# pytest-xdist (`make test` runs one worker per core): each worker's torch takes its share of the cores, not all
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1:
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // WORKERS))
+
 # Small, quick runs: 2 epochs of digits.
 FAST = ["trainer.max_epochs=2"]
 

@@ -199,3 +199,47 @@ def test_signals_of_shape_c_l_reach_every_family_without_an_image_disguise():
 def test_channels_last_is_refused_for_signals():
     with pytest.raises(ValueError, match="model.channels_last is a layout of images"):
         CNN((2, 40), 7, channels_last=True)
+
+
+def conv_layers(net: nn.Module) -> list[tuple[int, int, int]]:
+    """(in channels, out channels, width) of every convolution, in order."""
+    return [(m.in_channels, m.out_channels, m.kernel_size[0]) for m in net.modules() if isinstance(m, nn.Conv1d)]
+
+
+def test_the_time_series_fcn_and_resnet_have_the_layers_of_wang_et_al_2017():
+    from hyperlab.builders.module import build_network
+    from hyperlab.config.cli import compose_with_hydra
+
+    class Signals:  # what build_network reads of a data module: (C, L) = (3, 100) signals, 4 classes
+        input_shape, num_classes, vocab_size = (3, 100), 4, None
+
+    loss = nn.CrossEntropyLoss()
+    loss.out_features = lambda n: n
+    fcn, _ = build_network(compose_with_hydra(["model=fcn"]).model, Signals, loss)
+    assert conv_layers(fcn) == [(3, 128, 8), (128, 256, 5), (256, 128, 3)]
+    assert not [m for m in fcn.modules() if isinstance(m, nn.MaxPool1d)]  # the map keeps its length to the end
+    resnet, _ = build_network(compose_with_hydra(["model=resnet_ts"]).model, Signals, loss)
+    assert conv_layers(resnet) == [
+        (3, 64, 8), (64, 64, 5), (64, 64, 3), (3, 64, 1),  # block 1 and its projected shortcut; no stem
+        (64, 128, 8), (128, 128, 5), (128, 128, 3), (64, 128, 1),
+        (128, 128, 8), (128, 128, 5), (128, 128, 3),  # same channels: the identity shortcut
+    ]  # fmt: skip
+    x = torch.randn(2, 3, 100)
+    lengths = []
+    handle = resnet.features.register_forward_hook(lambda m, i, o: lengths.append(o.shape[-1]))
+    for net in (fcn, resnet):
+        assert net(x).shape == (2, 4)
+    handle.remove()
+    assert lengths == [100]  # no downsampling: the pooled map is as long as the series
+    assert isinstance(fcn.head[0], nn.AdaptiveAvgPool1d) and isinstance(resnet.head[0], nn.AdaptiveAvgPool1d)
+
+
+def test_the_default_cnn_and_resnet_are_unchanged_by_the_time_series_knobs():
+    torch.manual_seed(0)
+    cnn = CNN((1, 8, 8), 10)
+    assert conv_layers(cnn) == [] and [m.kernel_size for m in cnn.modules() if isinstance(m, nn.Conv2d)] == [(3, 3)] * 2
+    assert len([m for m in cnn.modules() if isinstance(m, nn.MaxPool2d)]) == 2
+    resnet = ResNet((1, 8, 8), 10)
+    widths = [m.kernel_size[0] for m in resnet.modules() if isinstance(m, nn.Conv2d)]
+    assert widths == [3, 3, 3, 3, 3, 1]  # stem, block 1, block 2 and its strided shortcut
+    assert resnet.features(torch.randn(1, 1, 8, 8)).shape == (1, 64, 4, 4)

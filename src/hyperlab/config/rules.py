@@ -36,6 +36,9 @@ BOOLEAN_KEYS = (
     "model.activation_checkpointing",
     "model.channels_last",
     "model.spectral_norm",
+    "model.pool",
+    "model.stem",
+    "model.downsample",
     "finetune.freeze_backbone",
     "adversarial.train",
     "tune.batch_size",
@@ -62,6 +65,11 @@ def _ascending_steps(value) -> bool:
     listed = isinstance(value, (list, tuple)) or OmegaConf.is_list(value)
     steps = list(value) if listed else []
     return bool(steps) and all(is_integer(s) and s >= 1 for s in steps) and steps == sorted(set(steps))
+
+
+def _kernel_sizes(value) -> bool:
+    listed = isinstance(value, (list, tuple)) or OmegaConf.is_list(value)
+    return listed and len(value) >= 1 and all(is_integer(k) and k >= 1 for k in value)
 
 
 DECAY_SHAPES = ("linear", "1-sqrt")  # scheduler.decay_shape (hyperlab.training.schedules.wsd)
@@ -151,6 +159,7 @@ RULES = [
     ("trial.steps", lambda v: v in ("epoch", "percent"), "epoch | percent"),
     ("interpret.samples", lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
     ("model.blocks", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    ("model.kernel_sizes", lambda v: v is None or _kernel_sizes(v), "null or a list of integers >= 1"),
     ("model.base_width", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     ("model.heads", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     ("model.output_multiplier", lambda v: _number(v) and v > 0, "a number > 0"),

@@ -6,9 +6,11 @@ from hyperlab.models import layers
 
 
 class CNN(nn.Module):
-    """A small conv net for small images (C, H, W) or signals (C, L): per entry of `channels`, a 3-wide conv ->
-    norm -> activation -> 2-wide max-pool (skipped once the map is 1 wide), then global average pooling, dropout and
-    a linear head. Signals get the same layers in 1-D."""
+    """A small conv net for small images (C, H, W) or signals (C, L): per entry of `channels`, a conv (3 wide, or
+    its entry of `kernel_sizes`) -> norm -> activation -> with `pool`, a 2-wide max-pool (skipped once the map is 1
+    wide); then global average pooling, dropout and a linear head. Signals get the same layers in 1-D.
+    channels (128, 256, 128), kernel_sizes (8, 5, 3), pool=false: the fully convolutional network for time series
+    of Wang et al. 2017 (conf/model/fcn.yaml)."""
 
     def __init__(
         self,
@@ -21,17 +23,24 @@ class CNN(nn.Module):
         init: str = "default",
         spectral_norm: bool = False,
         channels_last: bool = False,
+        kernel_sizes: Sequence[int] | None = None,
+        pool: bool = True,
     ):
         super().__init__()
         in_channels, size, dims = layers.check_grid(in_shape, "cnn")
+        kernel_sizes = kernel_sizes or [3] * len(channels)
+        if len(kernel_sizes) != len(channels):
+            raise ValueError(
+                f"model.kernel_sizes={list(kernel_sizes)}: one per entry of model.channels={list(channels)}"
+            )
         blocks: list[nn.Module] = []
-        for out_channels in channels:
+        for out_channels, k in zip(channels, kernel_sizes, strict=True):
             blocks += [
-                layers.CONV[dims](in_channels, out_channels, 3, padding=1),
+                layers.CONV[dims](in_channels, out_channels, k, padding=layers.same(k)),
                 layers.conv_norm(norm, out_channels, dims),
                 layers.activation(activation),
             ]
-            if size > 1:
+            if pool and size > 1:
                 blocks.append(layers.MAX_POOL[dims](2))
                 size //= 2
             in_channels = out_channels

@@ -1,6 +1,7 @@
 """The layer choices the model configs name: activation, normalisation and weight initialisation."""
 
 import math
+import warnings
 
 import torch
 from torch import Tensor, nn
@@ -26,6 +27,17 @@ CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 MAX_POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d}
 BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
 AVERAGE_POOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d}
+
+
+# torch pads an even kernel's "same" map with a zero-padded copy of the input and warns at every call; the copy is
+# what any asymmetric padding costs, and the warning would repeat in every run of model=fcn / resnet_ts
+warnings.filterwarnings("ignore", message="Using padding='same' with even kernel", category=UserWarning)
+
+
+def same(kernel_size: int, stride: int = 1) -> int | str:
+    """The padding that keeps a map's size (stride 1; torch pads an even kernel one more on the right) or
+    divides it by the stride."""
+    return "same" if stride == 1 else kernel_size // 2
 
 
 def conv_norm(name: str, channels: int, dims: int = 2) -> nn.Module:

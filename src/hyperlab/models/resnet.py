@@ -6,19 +6,30 @@ from hyperlab.models import layers
 
 
 class ResidualBlock(nn.Module):
-    """conv3 -> norm -> act -> conv3 -> norm, plus the input (1-wide-projected when the shape changes), -> act;
-    2-D convolutions for images, 1-D for signals (`dims`)."""
+    """conv -> norm -> act per entry of `kernel_sizes` (the last without its act), plus the input (1-wide-projected
+    when the shape changes), -> act; 2-D convolutions for images, 1-D for signals (`dims`). (3, 3): the image
+    ResNet's block; (8, 5, 3): the time-series ResNet's (Wang et al. 2017)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, norm: str, activation: str, dims: int = 2):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        norm: str,
+        activation: str,
+        dims: int = 2,
+        kernel_sizes: Sequence[int] = (3, 3),
+    ):
         super().__init__()
-        conv = layers.CONV[dims]
-        self.body = nn.Sequential(
-            conv(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
-            layers.conv_norm(norm, out_channels, dims),
-            layers.activation(activation),
-            conv(out_channels, out_channels, 3, padding=1, bias=False),
-            layers.conv_norm(norm, out_channels, dims),
-        )
+        conv, body, channels = layers.CONV[dims], [], in_channels
+        for i, k in enumerate(kernel_sizes):
+            step = stride if i == 0 else 1
+            body.append(conv(channels, out_channels, k, stride=step, padding=layers.same(k, step), bias=False))
+            body.append(layers.conv_norm(norm, out_channels, dims))
+            if i < len(kernel_sizes) - 1:
+                body.append(layers.activation(activation))
+            channels = out_channels
+        self.body = nn.Sequential(*body)
         self.shortcut = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             projection = conv(in_channels, out_channels, 1, stride=stride, bias=False)
@@ -31,8 +42,10 @@ class ResidualBlock(nn.Module):
 
 class ResNet(nn.Module):
     """A small residual network for small images (8x8 digits, 28x28) or signals (C, L): a 3-wide conv stem, then
-    one stage per entry of `channels` with `blocks` residual blocks each (every stage after the first halves the
-    map while it is wider than 1), global average pooling, dropout and a linear head; 1-D layers for signals."""
+    one stage per entry of `channels` with `blocks` residual blocks each (with `downsample`, every stage after the
+    first halves the map while it is wider than 1), global average pooling, dropout and a linear head; 1-D layers
+    for signals. `stem=false`, `downsample=false`, `kernel_sizes=[8, 5, 3]`, channels (64, 128, 128): the
+    time-series ResNet of Wang et al. 2017 (conf/model/resnet_ts.yaml)."""
 
     def __init__(
         self,
@@ -46,22 +59,28 @@ class ResNet(nn.Module):
         init: str = "kaiming",
         spectral_norm: bool = False,
         channels_last: bool = False,
+        kernel_sizes: Sequence[int] = (3, 3),
+        stem: bool = True,
+        downsample: bool = True,
     ):
         super().__init__()
-        if not channels:  # (model.blocks >= 1 is a config rule)
-            raise ValueError("model.channels must be non-empty")
+        if not channels or not kernel_sizes:  # (model.blocks >= 1 is a config rule)
+            raise ValueError("model.channels and model.kernel_sizes must be non-empty")
         in_channels, width, dims = layers.check_grid(in_shape, "resnet")
-        stem = [
-            layers.CONV[dims](in_channels, channels[0], 3, padding=1, bias=False),
-            layers.conv_norm(norm, channels[0], dims),
-        ]
-        stages: list[nn.Module] = [*stem, layers.activation(activation)]
-        in_channels = channels[0]
+        stages: list[nn.Module] = []
+        if stem:
+            stages += [
+                layers.CONV[dims](in_channels, channels[0], 3, padding=1, bias=False),
+                layers.conv_norm(norm, channels[0], dims),
+                layers.activation(activation),
+            ]
+            in_channels = channels[0]
         for i, out_channels in enumerate(channels):
-            stride = 2 if i > 0 and width > 1 else 1
+            stride = 2 if downsample and i > 0 and width > 1 else 1
             width = (width + 1) // 2 if stride == 2 else width
             for b in range(blocks):
-                stages.append(ResidualBlock(in_channels, out_channels, stride if b == 0 else 1, norm, activation, dims))
+                step = stride if b == 0 else 1
+                stages.append(ResidualBlock(in_channels, out_channels, step, norm, activation, dims, kernel_sizes))
                 in_channels = out_channels
         self.features = nn.Sequential(*stages)
         self.head = layers.pooled_head(in_channels, num_classes, dropout, dims)

@@ -471,3 +471,20 @@ def test_a_loader_made_for_a_resumed_run_serves_that_epochs_order_first(device_r
     expected = EpochSeededSampler(len(dm.splits["train"]), 5, epoch=2).order()[:32]
     assert loader.sampler.epoch == 2
     assert torch.equal(next(iter(loader))[1], dm.splits["train"].tensors[1][expected])
+
+
+def test_a_ucr_problem_comes_from_aeons_package_with_its_official_split(make_cfg):
+    """ItalyPowerDemand: 67 train and 1029 test series of 24 steps, 2 classes (the archive's figures)."""
+    from hyperlab.builders.module import build_datamodule
+    from hyperlab.data.signals import load_ucr
+
+    given = load_ucr("ItalyPowerDemand")
+    assert given["train"][0].shape == (67, 1, 24) and given["test"][0].shape == (1029, 1, 24)
+    assert given["train"][0].dtype == np.float32 and sorted(set(given["train"][1])) == ["1", "2"]
+    dm = build_datamodule(make_cfg("data=ucr").data, None)
+    assert dm.input_shape == (1, 24) and dm.num_classes == 2
+    assert dm.split_sizes()["test"] == 1029 and dm.split_sizes()["train"] + dm.split_sizes()["val"] == 67
+    with pytest.raises(
+        ValueError, match=r"data.load.name='ItalyPower': not among the problems aeon ships: .*BasicMotions"
+    ):
+        load_ucr("ItalyPower")

@@ -1,5 +1,7 @@
 """Classical baselines beside a model selection: scikit-learn's tuned LogisticRegression, SVC and
-HistGradientBoosting (Ridge, SVR and HistGradientBoosting for regression), scored exactly as the trials were.
+HistGradientBoosting (Ridge, SVR and HistGradientBoosting for regression), scored exactly as the trials were; for
+1-D signals (C, L) also the time-series field's references, aeon's MiniRocket and, for series up to DTW_LENGTH
+steps, 1-NN DTW (the optional `timeseries` extra: without aeon, the report says how to add them).
 
 Same rows: the data module of the search's config is built once as the refit sees it (train + val, the test
 split) and once per fold; each fold's train and val rows are located in train + val by their row ids
@@ -15,6 +17,7 @@ import statistics
 import numpy as np
 from omegaconf import DictConfig, open_dict
 
+from hyperlab import console
 from hyperlab.builders.module import build_datamodule
 from hyperlab.contracts import TensorSplits
 
@@ -25,6 +28,32 @@ SCORERS = {"acc": "accuracy", "f1": "f1_macro", "r2": "r2"}
 # up to 200 boosting rounds, stopped when 10% of the fold's train rows stop improving: 10-class digits otherwise
 # costs 7 s per setting on 2 cores
 BOOSTING = {"max_iter": 200, "early_stopping": True, "random_state": 0}
+
+
+DTW_LENGTH = 512  # 1-NN DTW costs train x test x length^2: ACSF1's 1460 steps would take hours on 2 cores
+
+
+def as_series(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Flattened rows back to (N, C, L) series, as aeon's estimators take them."""
+    return x.reshape(len(x), *shape)
+
+
+def signal_estimators(shape: tuple[int, int]) -> dict:
+    """The time-series references for (C, L) signals: name -> (pipeline, its grid), or {} without aeon."""
+    try:
+        from aeon.classification.convolution_based import MiniRocketClassifier
+        from aeon.classification.distance_based import KNeighborsTimeSeriesClassifier
+    except ImportError:
+        console.say("note: the signal baselines (MiniRocket, 1-NN DTW) need aeon: pip install -e '.[timeseries]'")
+        return {}
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    series = FunctionTransformer(as_series, kw_args={"shape": tuple(shape)})
+    found = {"minirocket": (make_pipeline(series, MiniRocketClassifier(random_state=0)), {})}
+    if shape[1] <= DTW_LENGTH:
+        found["1nn_dtw"] = (make_pipeline(series, KNeighborsTimeSeriesClassifier(n_neighbors=1, distance="dtw")), {})
+    return found
 
 
 def estimators(task: str) -> dict:
@@ -66,6 +95,7 @@ def same_rows(data: DictConfig) -> dict:
         "folds": folds,
         "rows": {"train_val": whole.indices["train"], "test": whole.indices["test"]},
         "task": whole.task,
+        "shape": tuple(whole.input_shape),
     }
 
 
@@ -91,31 +121,36 @@ def score(data: DictConfig, metric: str) -> list[dict]:
     if not metric.startswith("val/") or name not in SCORERS:
         raise SystemExit(f"error: --baselines compares on {', '.join('val/' + k for k in SCORERS)}; not {metric}")
     rows = same_rows(data)
+    candidates = {  # "library:name" -> (pipeline, its grid by step name)
+        f"sklearn:{family}": (make_pipeline(StandardScaler(), estimator), _named(estimator, grid))
+        for family, (estimator, grid) in estimators(rows["task"]).items()
+    }
+    if rows["task"] == "classification" and len(rows["shape"]) == 2:  # 1-D signals (C, L)
+        candidates.update({f"aeon:{family}": found for family, found in signal_estimators(rows["shape"]).items()})
     results = []
-    for family, (estimator, grid) in estimators(rows["task"]).items():
-        search = GridSearchCV(
-            make_pipeline(StandardScaler(), estimator),
-            {f"{type(estimator).__name__.lower()}__{key}": values for key, values in grid.items()},
-            scoring=SCORERS[name],
-            cv=rows["folds"],
-            n_jobs=-1,
-        )
+    for job, (pipeline, grid) in candidates.items():
+        search = GridSearchCV(pipeline, grid, scoring=SCORERS[name], cv=rows["folds"], n_jobs=-1)
         search.fit(rows["x"], rows["y"])
         splits = [search.cv_results_[f"split{k}_test_score"][search.best_index_] for k in range(len(rows["folds"]))]
         se = statistics.stdev(splits) / len(splits) ** 0.5 if len(splits) > 1 else None
         results.append(
             {
-                "job": f"sklearn:{family}",
+                "job": job,
                 "state": "baseline",
                 "metric": float(search.best_score_),
                 "metric_se": se,
                 "folds": len(splits) if len(splits) > 1 else None,
-                "model": family,
+                "model": job.partition(":")[2],
                 "test_metric": float(search.score(rows["x_test"], rows["y_test"])),
                 "overrides": [f"{k.partition('__')[2]}={v}" for k, v in search.best_params_.items()],
             }
         )
     return sorted(results, key=lambda r: r["metric"], reverse=True)
+
+
+def _named(estimator, grid: dict) -> dict:
+    """A grid as the pipeline's step names it: {"C": [...]} -> {"svc__C": [...]}."""
+    return {f"{type(estimator).__name__.lower()}__{key}": values for key, values in grid.items()}
 
 
 def verdict(baselines: list[dict], winner: dict, maximize: bool) -> str:

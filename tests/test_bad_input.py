@@ -113,6 +113,8 @@ BAD_VALUES_ON = [
     (LSTM, {"model.tbptt_steps": 0}, "model.tbptt_steps=0 is not allowed: must be null or an integer >= 1"),
     (LSTM, {"model.tbptt_steps": 8, "trainer.gradient_clip_val": 1.0}, "model.tbptt_steps optimises manually"),
     (["model=resnet"], {"model.blocks": 0}, "model.blocks=0 is not allowed: must be an integer >= 1"),
+    ([], {"min_train_steps": 0}, "min_train_steps=0 is not allowed: must be null or an integer >= 1"),
+    ([], {"min_train_steps": 100, "trainer.max_steps": 50}, "min_train_steps=100 and trainer.max_steps=50 both set"),
     (["model=fcn"], {"model.kernel_sizes": [8, 0, 3]}, r"model.kernel_sizes=\[8, 0, 3\] is not allowed: must be null"),
     (["model=gpt"], {"model.heads": 0}, "model.heads=0 is not allowed: must be an integer >= 1"),
     (["model=gpt"], {"model.base_width": 0}, "model.base_width=0 is not allowed: must be an integer >= 1"),

@@ -538,3 +538,30 @@ def test_a_run_on_a_few_dozen_rows_says_so_once_and_digits_does_not(make_cfg, ca
     monkeypatch.setattr(small_validation, "_said", [])
     train(make_cfg("trainer.max_epochs=1"))  # digits: 270 validation rows
     assert "warning: validation" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("steps", "rows", "batch", "accumulate", "epochs"),
+    [
+        (180, 1150, 64, 1, 10),
+        (360, 1150, 64, 1, 20),
+        (180, 53, 64, 1, 180),
+        (100, 1000, 10, 1, 1),
+        (101, 1000, 10, 2, 3),
+    ],
+)
+def test_a_step_floor_is_whole_epochs_that_reach_it(steps, rows, batch, accumulate, epochs):
+    from hyperlab.training.step_budget import epochs_for
+
+    assert epochs_for(steps, rows, batch, accumulate) == epochs
+
+
+def test_min_train_steps_raises_the_epochs_of_small_data_only(make_cfg, tmp_path):
+    """A floor of 12 steps: wine's 126 train rows make 1 step an epoch (batch 128): 2 epochs become 12; digits'
+    1257 rows make 10 steps an epoch: its 2 epochs (20 steps) already reach it and stay."""
+    small = train_once(make_cfg("data=wine", "batch_size=128", "min_train_steps=12", output_dir=tmp_path / "w"))
+    assert (small["trainer/global_step"], small["trainer/epoch"]) == (12, 12)
+    large = train_once(make_cfg("batch_size=128", "min_train_steps=12", output_dir=tmp_path / "d"))
+    assert (large["trainer/global_step"], large["data/train_rows"]) == (20, 1257)
+    plain = train_once(make_cfg("data=wine", "batch_size=128", output_dir=tmp_path / "p"))  # off: 2 epochs
+    assert plain["trainer/global_step"] == 2

@@ -19,7 +19,7 @@ from hyperlab.builders import build_module, build_trainer, run_callbacks
 from hyperlab.builders.hardware import refuse_missing_hardware
 from hyperlab.builders.trainer import finish_loggers
 from hyperlab.errors import ConfigError
-from hyperlab.training import measure, small_validation
+from hyperlab.training import measure, small_validation, step_budget
 from hyperlab.training.branches import branch_checkpoint, train_budgets
 from hyperlab.training.checkpoints import check_matches, load_checkpoint, resume_from
 from hyperlab.training.cross_validation import cross_validate
@@ -77,6 +77,7 @@ def train_once(cfg: DictConfig) -> dict:
     ckpt_path = branch_checkpoint((cfg.scheduler or {}).get("decay_from"), config) or ckpt_path  # a cooldown branch
     datamodule, module = build_module(cfg)  # every constructor's refusal names its key (config.key_errors)
     small_validation.warn_if_small(datamodule, cfg.data.get("num_folds"))
+    step_budget.raise_epochs(cfg.trainer, cfg.get("min_train_steps"), datamodule)  # small data: more epochs
     ours = run_callbacks(config, cfg.optimized_metric, cfg.finetune, cfg.trial)
     trainer = build_trainer(cfg.trainer, cfg.callbacks, cfg.logger, ours)
     if ckpt_path:  # a corrupt file or another model's weights: say so now, not inside Lightning's restore

@@ -81,6 +81,7 @@ RULES = [
     ("lr", lambda v: _number(v) and v > 0, "a number > 0"),
     ("weight_decay", lambda v: _number(v) and v >= 0, "a number >= 0"),
     ("batch_size", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    ("min_train_steps", lambda v: v is None or (is_integer(v) and v >= 1), "null or an integer >= 1"),
     ("data.batch_size", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     # val/* metrics drive checkpoints, early stopping and sweeps: the validation split cannot be empty
     ("data.val_fraction", lambda v: _number(v) and 0 < v < 1, "a number in (0, 1)"),
@@ -370,6 +371,16 @@ def testing_needs_a_test_split(cfg: DictConfig) -> None:
         raise ConfigError("data.test_fraction=0 leaves no test split: set data.test_fraction > 0 or test=false")
 
 
+def one_training_length(cfg: DictConfig) -> None:
+    """min_train_steps raises trainer.max_epochs from the data; a trainer.max_steps would end the run elsewhere."""
+    max_steps = _select(cfg, "trainer.max_steps", -1)
+    if cfg.get("min_train_steps") is not None and max_steps not in (None, -1):
+        raise ConfigError(
+            f"min_train_steps={cfg.min_train_steps} and trainer.max_steps={max_steps} both set the training length: "
+            "set one (min_train_steps raises the whole epochs; trainer.max_steps stops mid-epoch)"
+        )
+
+
 def checkpoint_to_start_from(cfg: DictConfig) -> None:
     """ckpt_path names a file (eval.py also takes a cross-validated run or sweep dir); resume=auto finds its own."""
     training = OmegaConf.get_type(cfg) is TrainConfig
@@ -401,6 +412,7 @@ CROSS_KEY_CHECKS = [
     *SCHEDULE_CHECKS,
     streamed_tables_take_no_in_memory_knobs,
     testing_needs_a_test_split,
+    one_training_length,
     checkpoint_to_start_from,
 ]
 

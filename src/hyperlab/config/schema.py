@@ -22,6 +22,7 @@ class TrainConfig:
     no_decay_bias_norm: bool = False
     regularization: Any = None
     batch_size: int = 64
+    min_train_steps: int | None = None
     train: bool = True
     test: bool = True
     ckpt_path: str | None = None

@@ -1,5 +1,6 @@
-"""1-D signals as a data.load: problems of the UCR/UEA time-series archive that aeon ships, and MNIST-1D (Greydanus & Kobak, "Scaling down deep learning with MNIST-1D", ICML 2024),
-ten digit-like 1-D templates padded, shifted, scaled, sheared and noised into 40-step signals. The `mnist1d`
+"""1-D signals as a data.load: problems of the UCR/UEA time-series archive that aeon ships inside its package,
+with their official split; and MNIST-1D (Greydanus & Kobak, "Scaling down deep learning with MNIST-1D", ICML
+2024), ten digit-like 1-D templates padded, shifted, scaled, sheared and noised into 40-step signals. The `mnist1d`
 package generates it locally from its templates (no download) in about 2 s, with its official train/test split
 (4000 / 1000 rows at the defaults), which hyperlab keeps as given so scores compare with published ones."""
 

@@ -98,6 +98,7 @@ def changes(job_cfg: DictConfig, epochs: int) -> dict[str, object]:
         "data.fold": None,
         "data.refit": True,
         "trainer.max_epochs": epochs,
+        "min_train_steps": None,  # the CV's epochs, not the budget's epochs over train + val's more rows
         "trainer.min_epochs": None,
         "trainer.limit_val_batches": 0,
         "callbacks.early_stopping": None,

@@ -268,7 +268,7 @@ def baseline_lines(baselines: list[dict], winner: dict, maximize: bool, refit: d
     """The classical baselines (hyperlab.search.baselines) under the ranking, and the one-line verdict."""
     if not baselines:
         return ""
-    lines = ["", "", f"{'classical baselines (scikit-learn, same folds)':<48} {'CV':>7}  {'± SE':>6}  {'test':>6}"]
+    lines = ["", "", f"{'classical baselines (same folds)':<48} {'CV':>7}  {'± SE':>6}  {'test':>6}"]
     for row in baselines:
         lines.append(
             f"  {row['model']:<8} {' '.join(row['overrides'])[:37]:<37} {row['metric']:>7.4f}  "

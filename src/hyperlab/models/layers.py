@@ -35,9 +35,10 @@ warnings.filterwarnings("ignore", message="Using padding='same' with even kernel
 
 
 def same(kernel_size: int, stride: int = 1) -> int | str:
-    """The padding that keeps a map's size (stride 1; torch pads an even kernel one more on the right) or
-    divides it by the stride."""
-    return "same" if stride == 1 else kernel_size // 2
+    """The padding that keeps a map's size at stride 1, or divides it by the stride: k // 2 on each side for an odd
+    kernel (an int: what static int8 quantisation can prepack), "same" for an even one (torch pads it one more on
+    the right)."""
+    return kernel_size // 2 if kernel_size % 2 or stride > 1 else "same"
 
 
 def conv_norm(name: str, channels: int, dims: int = 2) -> nn.Module:

@@ -222,6 +222,10 @@ BAD_SWEEPER_SETTINGS = [
     ),
     ({"selection": {"rule": "worst"}}, "hydra.sweeper.selection.rule='worst': must be one_se | best"),
     ({"selection": {"rule": "best", "refit": "maybe"}}, "hydra.sweeper.selection.refit='maybe': must be true or"),
+    (
+        {"selection": {"baselines": "always"}},
+        "hydra.sweeper.selection.baselines='always': must be true, false or compete",
+    ),
     ({"selection": {"rule": "best", "cost": "flops"}}, "hydra.sweeper.selection.cost='flops': must be a metrics"),
     ({"selection": {"rule": "best", "refitt": True}}, "hydra.sweeper.selection.refitt: unknown; the keys are rule"),
     (

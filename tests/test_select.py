@@ -21,7 +21,7 @@ from optuna.samplers import RandomSampler, TPESampler
 from hyperlab.search import refit, select
 from hyperlab.search.space import SweepError, ask, conditional_space, override_key, search_space
 from hyperlab.train import train
-from tests.conftest import CONF, ROOT
+from tests.conftest import CONF, ROOT, run_cli
 
 JOBS = {  # job: (val/acc, FLOPs, overrides)
     "0": (0.95, 1000, ["optimizer=sgd", "lr=0.05", "model.width=32"]),
@@ -658,3 +658,68 @@ def test_the_signal_baselines_score_a_ucr_problem_as_the_archive_publishes(tmp_p
     assert found["aeon:minirocket"]["test_metric"] > 0.95
     tables = {r["job"] for r in score(compose(["data=wine", "data.num_folds=3"], tmp_path).data, "val/acc")}
     assert not [job for job in tables if job.startswith("aeon:")]  # a table gets scikit-learn's only
+
+
+def wine_selection(sweep: Path, net_acc: float, selection: dict) -> Path:
+    """A finished selection on wine whose one trial scored `net_acc` ± 0.01 over 3 folds."""
+    (sweep / "0" / ".hydra").mkdir(parents=True)
+    sweeper = {"directions": ["maximize"], "selection": selection}
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"optimized_metric": "val/acc", "hydra": {"sweeper": sweeper}}))
+    (sweep / "0" / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["data=wine", "data.num_folds=3"]))
+    metrics = {"val/acc": net_acc, "val/acc_se": 0.01, "model/flops": 1, "trainer/epochs": 30}
+    (sweep / "0" / "metrics.json").write_text(json.dumps(metrics))
+    return sweep
+
+
+@pytest.mark.slow  # eval.py in a subprocess
+def test_under_compete_a_baseline_that_beats_the_net_is_selected_stored_without_pickle_and_scored_by_eval(tmp_path):
+    import zipfile
+
+    sweep = wine_selection(tmp_path / "study", 0.60, {"baselines": "compete", "rule": "best"})
+    result = select.main([str(sweep), "--refit", "missing"])
+    taken, selected = result["baseline_taken"], sweep / "selected"
+    assert taken == result["baselines"][0] and result["refit"] is None  # the best baseline; the net is not refit
+    assert zipfile.is_zipfile(selected / "model.skops")  # skops' format: a zip of JSON and arrays, no pickle
+    metrics = json.loads((selected / "metrics.json").read_text())
+    assert metrics["refit/baseline"] == taken["job"] and metrics["test/acc"] == pytest.approx(taken["test_metric"])
+    with open(selected / "predictions.csv") as f:
+        predictions = list(csv.DictReader(f))
+    assert len(predictions) == 37 and {"index", "target", "prediction"} <= set(predictions[0])
+    correct = sum(row["target"] == row["prediction"] for row in predictions) / len(predictions)
+    assert correct == pytest.approx(metrics["test/acc"])
+    again = run_cli("eval.py", f"ckpt_path={selected / 'model.skops'}", f"hydra.run.dir={tmp_path / 'again'}")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((tmp_path / "again" / "metrics.json").read_text())["test/acc"] == metrics["test/acc"]
+
+
+def test_under_compete_a_net_within_one_se_of_the_baselines_stays_selected(tmp_path, monkeypatch):
+    sweep = wine_selection(tmp_path / "study", 0.99, {"baselines": "compete", "rule": "best"})
+    refits = []
+    monkeypatch.setattr(select, "_refit", lambda *args: refits.append(args[3]) or None)
+    result = select.main([str(sweep), "--refit", "missing"])
+    assert result["baseline_taken"] is None and refits == ["val/acc"]  # the net's refit, as without compete
+    assert sorted(p.name for p in (sweep / "baselines").iterdir()) == [
+        "sklearn-hgb.skops", "sklearn-logreg.skops", "sklearn-svc.skops",
+    ]  # fmt: skip
+
+
+def test_a_stored_classical_model_is_scored_on_its_test_rows_and_foreign_types_are_refused(tmp_path, make_cfg):
+    import skops.io
+    from sklearn.linear_model import LogisticRegression
+
+    from hyperlab.builders import classical
+    from hyperlab.builders.rows import same_rows
+    from hyperlab.errors import ConfigError
+    from hyperlab.evaluate import evaluate_classical
+
+    data = make_cfg("data=wine").data
+    rows = same_rows(data)
+    model = LogisticRegression(max_iter=2000).fit(rows["x"], rows["y"])
+    skops.io.dump(model, tmp_path / "model.skops")
+    classical.save_data_config(tmp_path, data)
+    metrics = evaluate_classical(tmp_path / "model.skops", tmp_path)
+    assert metrics["test/acc"] == pytest.approx(model.score(rows["x_test"], rows["y_test"]))
+    assert len((tmp_path / "predictions.csv").read_text().splitlines()) == 1 + len(rows["y_test"])
+    skops.io.dump({"model": model, "extra": Path("/")}, tmp_path / "odd.skops")  # a type outside the trusted ones
+    with pytest.raises(ConfigError, match="holds types outside scikit-learn, aeon and numpy: .*PosixPath"):
+        classical.load(tmp_path / "odd.skops")

@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from hyperlab import console, runs
-from hyperlab.builders import load_module
+from hyperlab.builders import classical, load_module
 from hyperlab.builders.hardware import refuse_missing_hardware
 from hyperlab.contracts import TensorSplits
 from hyperlab.errors import ConfigError
@@ -69,7 +69,9 @@ def evaluate(cfg: DictConfig) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[], default_root_dir=str(output_dir))
     target = Path(cfg.ckpt_path)
-    if target.is_dir():
+    if target.suffix == ".skops":  # a classical model a model selection chose (baselines=compete)
+        metrics = evaluate_classical(target, output_dir if cfg.predict else None)
+    elif target.is_dir():
         members = ensemble_members(target, cfg.top_k, cfg.rank_by)
         metrics = evaluate_ensemble(trainer, members, output_dir if cfg.predict else None)
     else:
@@ -82,6 +84,18 @@ def evaluate(cfg: DictConfig) -> dict:
             write_predictions(output_dir / "predictions.csv", datamodule.indices["test"], targets, probs, names)
     metrics.update({"ckpt_path": str(cfg.ckpt_path), **runs.provenance(Path(cfg.paths.root_dir))})
     runs.write_metrics(output_dir, metrics)
+    return metrics
+
+
+def evaluate_classical(path: Path, predictions_dir: Path | None) -> dict:
+    """A stored scikit-learn / aeon pipeline on its search's test rows: the same test/* metrics and predictions.csv
+    as a network's."""
+    model, rows = classical.load(path), classical.test_split(path)
+    probs = classical.probabilities(model, rows["x"], rows["num_classes"])
+    targets = torch.as_tensor(rows["y"]).long()
+    metrics = {k: v.item() for k, v in classification_metrics(rows["num_classes"], "test/")(probs, targets).items()}
+    if predictions_dir is not None:
+        write_predictions(predictions_dir / "predictions.csv", rows["rows"], targets, probs, rows["names"])
     return metrics
 
 

@@ -21,6 +21,7 @@ from hyperlab.errors import ConfigError
 
 SELECTION_RULES = ("one_se", "best")  # hyperlab.search.select
 SELECTION_KEYS = ("rule", "cost", "refit", "baselines")
+BASELINES = (True, False, "compete")  # compete: a baseline that beats the best net by > 1 SE is the one selected
 DIRECTIONS = ("maximize", "minimize")
 STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")  # Optuna's RDB storages; else a journal file path
 
@@ -88,9 +89,10 @@ def _check_selection(selection, nested_folds, objectives: list[str]) -> None:
             raise ConfigError(f"{key}.rule={selection.get('rule')!r}: must be {' | '.join(SELECTION_RULES)}")
         if "/" not in str(selection.get("cost", "model/flops")):
             raise ConfigError(f"{key}.cost={selection.get('cost')!r}: must be a metrics.json key (model/flops, ...)")
-        for flag in ("refit", "baselines"):
-            if not isinstance(selection.get(flag, False), bool):
-                raise ConfigError(f"{key}.{flag}={selection.get(flag)!r}: must be true or false")
+        if not isinstance(selection.get("refit", False), bool):
+            raise ConfigError(f"{key}.refit={selection.get('refit')!r}: must be true or false")
+        if selection.get("baselines", False) not in BASELINES:
+            raise ConfigError(f"{key}.baselines={selection.get('baselines')!r}: must be true, false or compete")
     if (selection or nested_folds) and len(objectives) > 1:
         raise ConfigError(f"{key} picks one winner: it needs a single objective (objectives: {objectives})")
     if nested_folds is not None and not (is_integer(nested_folds) and nested_folds >= 2 and selection):

@@ -11,15 +11,13 @@ test rows. Features are the data module's own (a table's encoded columns, an ima
 its standardisation, which the pipeline's StandardScaler repeats per fold on the fold's train rows.
 """
 
-import copy
 import statistics
+from pathlib import Path
 
-import numpy as np
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from hyperlab import console
-from hyperlab.builders.module import build_datamodule
-from hyperlab.contracts import TensorSplits
+from hyperlab.builders.rows import as_series, same_rows
 
 # objective (a val/* key) -> scikit-learn scorer; what the one-SE comparison needs is the same figure
 SCORERS = {"acc": "accuracy", "f1": "f1_macro", "r2": "r2"}
@@ -31,11 +29,6 @@ BOOSTING = {"max_iter": 200, "early_stopping": True, "random_state": 0}
 
 
 DTW_LENGTH = 512  # 1-NN DTW costs train x test x length^2: ACSF1's 1460 steps would take hours on 2 cores
-
-
-def as_series(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Flattened rows back to (N, C, L) series, as aeon's estimators take them."""
-    return x.reshape(len(x), *shape)
 
 
 def signal_estimators(shape: tuple[int, int]) -> dict:
@@ -75,44 +68,10 @@ def estimators(task: str) -> dict:
     }
 
 
-def same_rows(data: DictConfig) -> dict:
-    """Train + val and test as the refit sees them, and each fold's (train, val) positions within train + val."""
-    whole = _module(data, fold=None, refit=True)
-    position = {int(row): i for i, row in enumerate(whole.indices["train"])}
-    num_folds = data.get("num_folds")
-    folds = []
-    for k in range(num_folds) if num_folds else [None]:  # no folds: the one val split the trials were scored on
-        part = _module(data, fold=k, refit=False)
-        folds.append(tuple(np.array([position[int(r)] for r in part.indices[s]]) for s in ("train", "val")))
-    x, y = (t.numpy() for t in whole.splits["train"].tensors[:2])
-    x_test, y_test = (t.numpy() for t in whole.splits["test"].tensors[:2])
-    flat = lambda a: a.reshape(len(a), -1)  # noqa: E731  images and signals: one row of features each
-    return {
-        "x": flat(x),
-        "y": y,
-        "x_test": flat(x_test),
-        "y_test": y_test,
-        "folds": folds,
-        "rows": {"train_val": whole.indices["train"], "test": whole.indices["test"]},
-        "task": whole.task,
-        "shape": tuple(whole.input_shape),
-    }
-
-
-def _module(data: DictConfig, fold: int | None, refit: bool) -> TensorSplits:
-    data = copy.deepcopy(data)
-    with open_dict(data):
-        data.fold, data.refit, data.normalize = fold, refit, False
-        if refit:
-            data.num_folds = None
-    module = build_datamodule(data, None)
-    if not isinstance(module, TensorSplits):
-        raise SystemExit("error: --baselines needs the rows in memory (not data.convert=true or token data)")
-    return module
-
-
-def score(data: DictConfig, metric: str) -> list[dict]:
-    """One row per baseline: its CV mean and SE over the same folds, its best settings, and its test score."""
+def score(data: DictConfig, metric: str, keep: Path | None = None) -> list[dict]:
+    """One row per baseline: its CV mean and SE over the same folds, its best settings, and its test score. With
+    `keep`, each baseline's pipeline refit on train + val is stored there without pickle (`<library>-<name>.skops`:
+    what hydra.sweeper.selection.baselines=compete selects)."""
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -145,6 +104,11 @@ def score(data: DictConfig, metric: str) -> list[dict]:
                 "overrides": [f"{k.partition('__')[2]}={v}" for k, v in search.best_params_.items()],
             }
         )
+        if keep is not None:
+            import skops.io
+
+            keep.mkdir(parents=True, exist_ok=True)
+            skops.io.dump(search.best_estimator_, keep / f"{job.replace(':', '-')}.skops")
     return sorted(results, key=lambda r: r["metric"], reverse=True)
 
 
@@ -153,18 +117,25 @@ def _named(estimator, grid: dict) -> dict:
     return {f"{type(estimator).__name__.lower()}__{key}": values for key, values in grid.items()}
 
 
+def beating(baselines: list[dict], winner: dict, maximize: bool) -> dict | None:
+    """The best baseline if it beats the selected net's CV mean by more than the net's standard error, else None."""
+    if not baselines:
+        return None
+    best = (max if maximize else min)(baselines, key=lambda r: r["metric"])
+    margin = (best["metric"] - winner["metric"]) * (1 if maximize else -1)
+    return best if margin > (winner.get("metric_se") or 0.0) else None
+
+
 def verdict(baselines: list[dict], winner: dict, maximize: bool) -> str:
     """One plain line: whether a classical baseline beats the selected net by more than the net's standard error."""
     if not baselines:
         return ""
     best = (max if maximize else min)(baselines, key=lambda r: r["metric"])
-    margin = (best["metric"] - winner["metric"]) * (1 if maximize else -1)
-    yardstick = winner.get("metric_se") or 0.0
     figures = (
         f"{best['model']} {best['metric']:.4f} ± {_se(best)} vs the selected net's {winner['metric']:.4f} ± "
         f"{_se(winner)} (same folds)"
     )
-    if margin > yardstick:
+    if beating(baselines, winner, maximize):
         return f"a classical baseline beats the selected net by more than one SE: {figures}; a net may not be warranted"
     return f"no classical baseline beats the selected net by more than one SE: best {figures}"
 

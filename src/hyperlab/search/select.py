@@ -27,6 +27,7 @@ import yaml
 
 from hyperlab import runs
 from hyperlab.config.sweep_rules import SELECTION_RULES as RULES
+from hyperlab.search import compete as competing
 from hyperlab.search import nested as nested_cv
 from hyperlab.search import refit as refitting
 
@@ -441,26 +442,41 @@ def main(argv: list[str] | None = None) -> dict:
             f"#   cp best_experiment.yaml conf/experiment/mine.yaml && python train.py experiment=mine\n"
         )
         refitting.write_experiment(sweep_dir / "best_experiment.yaml", scored, header)
-    refit = _refit(args.refit, sweep_dir, winner, metric, rule, job_cfg, scored, searchpath)
+    compete = selection.get("baselines") == "compete" and args.refit != "no"
     wanted = args.baselines or selection.get("baselines", False) or (sweep_dir / "baselines.json").is_file()
-    baselines = _baselines(sweep_dir, job_cfg, metric) if wanted and job_cfg is not None else []
+    baselines = _baselines(sweep_dir, job_cfg, metric, compete) if wanted and job_cfg is not None else []
+    taken = _beating(baselines, winner, maximize) if compete else None
+    if taken:  # the classical model is the one selected; the net is not refit
+        search = {"objective": metric, "rule": rule, "metric": taken["metric"], "metric_se": taken["metric_se"]}
+        refit, chosen = None, competing.take(sweep_dir, taken, job_cfg.data, search)
+    else:
+        refit = _refit(args.refit, sweep_dir, winner, metric, rule, job_cfg, scored, searchpath)
     write_leaderboard(everything + baselines, sweep_dir / "leaderboard.csv")
     print(report(everything, choice, metric, cost, refit))
     print(
         _wrap(budget(everything, study))
         + families_left_out(study)
         + baseline_lines(baselines, winner, maximize, refit, metric)
+        + ("\n" + _wrap(competing.line(taken, chosen, metric, sweep_dir)) if taken else "")
     )
-    return {"rows": everything, **choice, "refit": refit, "baselines": baselines}
+    return {"rows": everything, **choice, "refit": refit, "baselines": baselines, "baseline_taken": taken}
 
 
-def _baselines(sweep_dir: Path, job_cfg, metric: str) -> list[dict]:
-    """The baselines of this sweep's data, scored once into baselines.json (delete it to score them again)."""
+def _beating(baselines: list[dict], winner: dict, maximize: bool) -> dict | None:
+    from hyperlab.search.baselines import beating  # scikit-learn loads only when baselines are asked for
+
+    return beating(baselines, winner, maximize)
+
+
+def _baselines(sweep_dir: Path, job_cfg, metric: str, keep: bool = False) -> list[dict]:
+    """The baselines of this sweep's data, scored once into baselines.json (delete it to score them again); with
+    `keep` (baselines=compete), each one's refit pipeline too, under <sweep>/baselines/."""
     path = sweep_dir / "baselines.json"
-    if not path.is_file():
+    if not path.is_file() or (keep and not (sweep_dir / competing.KEPT).is_dir()):
         from hyperlab.search.baselines import score
 
-        path.write_text(json.dumps(score(job_cfg.data, metric), indent=1))
+        found = score(job_cfg.data, metric, sweep_dir / competing.KEPT if keep else None)
+        path.write_text(json.dumps(found, indent=1))
     return json.loads(path.read_text())
 
 

@@ -8,12 +8,10 @@ ckpt_path=<sweep>/selected/model.skops` scores it again.
 """
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from hyperlab import runs
-from hyperlab.config.cli import CONF_DIR
+from hyperlab.search import refit
 
 KEPT = "baselines"  # <sweep>/baselines/<library>-<name>.skops: every baseline's refit pipeline (compete only)
 
@@ -26,32 +24,17 @@ def take(sweep_dir: Path, baseline: dict, data, search: dict) -> dict:
     """selected/ holds `baseline` (a baselines.json row) and eval.py's scores of it; returns its metrics.json. A
     selected/ already holding this baseline is read back; one holding something else is set aside first."""
     selected = sweep_dir / "selected"
-    done = selected / "metrics.json"
-    if done.is_file() and runs.read_metrics(selected).get("refit/baseline") == baseline["job"]:
+    if (selected / "metrics.json").is_file() and runs.read_metrics(selected).get("refit/baseline") == baseline["job"]:
         return runs.read_metrics(selected)
     if selected.exists():
-        n = 1
-        while selected.with_name(f"selected.replaced.{n}").exists():
-            n += 1
-        selected.rename(selected.with_name(f"selected.replaced.{n}"))
+        refit.set_aside(selected)
     selected.mkdir(parents=True)
     from hyperlab.builders import classical  # torch loads only when a baseline is taken
 
     shutil.copy(kept_file(sweep_dir, baseline["job"]), selected / "model.skops")
     classical.save_data_config(selected, data)
-    command = [
-        sys.executable,
-        str(CONF_DIR.parent / "eval.py"),
-        f"ckpt_path={selected / 'model.skops'}",
-        f"hydra.run.dir={selected}",
-    ]
-    if subprocess.run(command).returncode != 0:
-        raise SystemExit(f"error: scoring the selected baseline failed: {' '.join(command)}")
-    metrics = runs.read_metrics(selected)
-    metrics.update({f"search/{key}": value for key, value in search.items()})
-    metrics["refit/baseline"] = baseline["job"]
-    runs.write_metrics(selected, metrics)
-    return metrics
+    arguments = [f"ckpt_path={selected / 'model.skops'}"]
+    return refit.run_into(selected, "eval.py", arguments, search, {"refit/baseline": baseline["job"]})
 
 
 def line(baseline: dict, metrics: dict, metric: str, sweep_dir: Path) -> str:

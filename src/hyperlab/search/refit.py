@@ -134,17 +134,35 @@ def refit(sweep_dir: Path, job: str, job_cfg: DictConfig, scored: dict, searchpa
     write_experiment(selected / "experiment.yaml", node, header)
     conf = selected / ".conf"
     write_experiment(conf / "experiment" / f"{EXPERIMENT}.yaml", node, header)
-    command = [
-        sys.executable,
-        str(ROOT / "train.py"),
+    arguments = [
         f"experiment={EXPERIMENT}",
         f"hydra.searchpath=[{','.join([f'file://{conf}', *searchpath])}]",
-        f"hydra.run.dir={selected}",
     ]
+    return run_into(selected, "train.py", arguments, search, {"refit/epochs": epochs, "refit/trial": _number(job)})
+
+
+def _number(job: str) -> int | str:
+    return int(job) if job.isdigit() else job
+
+
+def run_into(selected: Path, script: str, arguments: list[str], search: dict, facts: dict) -> dict:
+    """`python SCRIPT ARGUMENTS` run with `selected/` as its run dir (train.py for a refit, eval.py for a selected
+    classical model); its metrics.json gains the search's figures (`search/*`) and `facts`, and is returned."""
+    command = [sys.executable, str(ROOT / script), *arguments, f"hydra.run.dir={selected}"]
     if subprocess.run(command).returncode != 0:
         raise SystemExit(f"error: the refit failed: {' '.join(command)}")
     metrics = runs.read_metrics(selected)
     metrics.update({f"search/{key}": value for key, value in search.items()})
-    metrics.update({"refit/epochs": epochs, "refit/trial": int(job) if job.isdigit() else job})
+    metrics.update(facts)
     runs.write_metrics(selected, metrics)
     return metrics
+
+
+def set_aside(path: Path) -> Path:
+    """Rename `path` to the first free `<name>.replaced.<n>`: an earlier refit is kept, never overwritten."""
+    n = 1
+    while path.with_name(f"{path.name}.replaced.{n}").exists():
+        n += 1
+    kept = path.with_name(f"{path.name}.replaced.{n}")
+    path.rename(kept)
+    return kept

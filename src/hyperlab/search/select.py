@@ -498,7 +498,7 @@ def _refit(
     if mode == "no":
         return None
     if done.parent.exists():  # --refit force: the earlier refit is kept beside, never overwritten
-        print(f"note: the earlier refit moved to {_set_aside(done.parent)}")
+        print(f"note: the earlier refit moved to {refitting.set_aside(done.parent)}")
     search = {
         "objective": metric,
         "rule": rule,
@@ -507,16 +507,6 @@ def _refit(
         "metric_std": winner.get("metric_std"),
     }
     return refitting.refit(sweep_dir, winner["job"], job_cfg, scored, searchpath, search)
-
-
-def _set_aside(path: Path) -> Path:
-    """Rename `path` to the first free `<name>.replaced.<n>`."""
-    n = 1
-    while path.with_name(f"{path.name}.replaced.{n}").exists():
-        n += 1
-    kept = path.with_name(f"{path.name}.replaced.{n}")
-    path.rename(kept)
-    return kept
 
 
 if __name__ == "__main__":

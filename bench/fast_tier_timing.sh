@@ -1,20 +1,24 @@
 #!/bin/bash
-# back-to-back fast tier: previous HEAD (c1a2535, serial as its Makefile ran it) and this HEAD (xdist, as make test)
+# The fast tier back to back on clean clones: an earlier commit (default c1a2535, run in one process as its
+# Makefile did) and HEAD (on pytest-xdist, as `make test` runs it), alternating, twice; walls to $WORK/timing.txt.
+#   bash bench/fast_tier_timing.sh [OLD_COMMIT]
 set -u
-cd /tmp/cmp
-rm -rf old new2; git clone -q /work/main old && (cd old && git checkout -q c1a2535); git clone -q /work/main new2
+REPO=$(git rev-parse --show-toplevel)
+OLD=${1:-c1a2535}
+WORK=${WORK:-/tmp/fast_tier_timing}
+PY=$REPO/.venv/bin/python
+mkdir -p $WORK && cd $WORK
+rm -rf old new; git clone -q $REPO old && (cd old && git checkout -q $OLD); git clone -q $REPO new
 M='not slow and not ddp and not postgres and not fault and not gpu'
 run() { # name dir extra...
   local name=$1 dir=$2; shift 2
   local start=$(date +%s.%N)
-  (cd $dir && PYTHONPATH=$dir/src /work/main/.venv/bin/python -m pytest -m "$M" -q -p no:cacheprovider "$@" > /tmp/cmp/t_$name.txt 2>&1)
+  (cd $dir && PYTHONPATH=$dir/src $PY -m pytest -m "$M" -q -p no:cacheprovider "$@" > $WORK/t_$name.txt 2>&1)
   local rc=$?
-  local end=$(date +%s.%N)
-  echo "$name rc=$rc wall=$(echo "$end - $start" | bc) $(tail -n 1 /tmp/cmp/t_$name.txt)" >> /tmp/cmp/timing.txt
+  echo "$name rc=$rc wall=$(echo "$(date +%s.%N) - $start" | bc) $(tail -n 1 $WORK/t_$name.txt)" >> $WORK/timing.txt
 }
-date >> /tmp/cmp/timing.txt
-run old1 /tmp/cmp/old
-run new1 /tmp/cmp/new2 -n auto
-run old2 /tmp/cmp/old
-run new2 /tmp/cmp/new2 -n auto
-date >> /tmp/cmp/timing.txt
+run old1 $WORK/old
+run new1 $WORK/new -n auto
+run old2 $WORK/old
+run new2 $WORK/new -n auto
+cat $WORK/timing.txt

@@ -22,13 +22,12 @@ def same_rows(data: DictConfig) -> dict:
     for k in range(num_folds) if num_folds else [None]:  # no folds: the one val split the trials were scored on
         part = _module(data, fold=k, refit=False)
         folds.append(tuple(np.array([position[int(r)] for r in part.indices[s]]) for s in ("train", "val")))
-    x, y = (t.numpy() for t in whole.splits["train"].tensors[:2])
-    x_test, y_test = (t.numpy() for t in whole.splits["test"].tensors[:2])
-    flat = lambda a: a.reshape(len(a), -1)  # noqa: E731  images and signals: one row of features each
+    x, y = _arrays(whole, "train")
+    x_test, y_test = _arrays(whole, "test")
     return {
-        "x": flat(x),
+        "x": x,
         "y": y,
-        "x_test": flat(x_test),
+        "x_test": x_test,
         "y_test": y_test,
         "folds": folds,
         "rows": {"train_val": whole.indices["train"], "test": whole.indices["test"]},
@@ -40,14 +39,20 @@ def same_rows(data: DictConfig) -> dict:
 def test_rows(data: DictConfig) -> dict:
     """The test split as a classical model is scored on it: flattened features, label codes, row ids, class names."""
     whole = _module(data, fold=None, refit=True)
-    x, y = (t.numpy() for t in whole.splits["test"].tensors[:2])
+    x, y = _arrays(whole, "test")
     return {
-        "x": x.reshape(len(x), -1),
+        "x": x,
         "y": y,
         "rows": whole.indices["test"],
         "names": getattr(whole, "class_names", None),
         "num_classes": whole.num_classes,
     }
+
+
+def _arrays(module: TensorSplits, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """A split's features, one flattened row per sample (images and signals too), and its targets."""
+    x, y = (t.numpy() for t in module.splits[split].tensors[:2])
+    return x.reshape(len(x), -1), y
 
 
 def _module(data: DictConfig, fold: int | None, refit: bool) -> TensorSplits:

@@ -10,7 +10,9 @@ data=stdlib, val/bpb, seed 42) in a child process that first makes its one chang
 - emb_lr/K: the token and position embeddings (and the tied readout) at lr / K instead of lr: muP keeps a
   vector-like parameter's Adam LR constant in width, so at width 256 they train at 16x the standard network's;
 - init_unscaled: hidden matrices start N(0, 0.02) at every width instead of 0.02 / sqrt(m);
-- attention_sqrt: the standard 1/sqrt(head dim) attention scale instead of muP's 1/head dim.
+- attention_sqrt: the standard 1/sqrt(head dim) attention scale instead of muP's 1/head dim;
+- wd0, standard_wd0: weight_decay=0 (an override, no patch): AdamW's decay is lr x wd a step, so muP's
+  width-constant embedding LR also decays the embeddings 16x faster than the standard network's at width 256.
 Results are kept under logs/bench/mup_probes (a stopped bench reruns only what it had not finished) and written to
 the "muP probes (GPT)" section of bench/results.md.
 """
@@ -30,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBES = {  # name: (parametrization, log2 lr, alpha_out, what it changes)
     "mup": ("mup", -5, 8.0, "muP, alpha_out 8, its LR from width 32 (unchanged)"),
     "standard": ("standard", -9, 1.0, "the standard network at its own best LR at width 256"),
+    "wd0": ("mup", -5, 8.0, "muP without weight decay (AdamW decays by lr x wd: 16x the standard's on embeddings)"),
+    "standard_wd0": ("standard", -9, 1.0, "the standard network without weight decay"),
     "emb_lr/4": ("mup", -5, 8.0, "muP with the embeddings' LR / 4"),
     "emb_lr/16": ("mup", -5, 8.0, "muP with the embeddings' LR / 16 (the standard network's ratio)"),
     "init_unscaled": ("mup", -5, 8.0, "muP with hidden matrices at N(0, 0.02), not 0.02 / sqrt(m)"),
@@ -84,6 +88,7 @@ def run(name: str, width: int, folder: Path) -> float:
         "callbacks.rich_progress_bar=null",
         "test=false",
         f"hydra.run.dir={out}",
+        *(["weight_decay=0.0"] if name.endswith("wd0") else []),
     ]
     subprocess.run([sys.executable, __file__, "--child", name, *overrides], cwd=ROOT, check=True, capture_output=True)
     return json.loads((out / "metrics.json").read_text())["val/bpb"]

@@ -98,6 +98,7 @@ BAD_VALUES_ON = [
     ([], {"data.outer_folds": 1, "data.outer_fold": 0}, "data.outer_folds=1 is not allowed: must be null or an"),
     ([], {"data.outer_folds": 3}, r"data.outer_fold=None is not allowed: data.outer_folds and data.outer_fold are"),
     ([], {"data.refit": "yes"}, "data.refit='yes' is not allowed: must be true or false"),
+    ([], {"callbacks.model_checkpoint.write_every_s": -1}, "write_every_s=-1 is not allowed: must be a number >= 0"),
     ([], {"data.refit": True}, "data.refit=true leaves no val split, but optimized_metric=val/acc"),
     ([], {"data.prefetch_factor": 0}, "data.prefetch_factor=0 is not allowed: must be null or an integer >= 1"),
     ([], {"data.prefetch_factor": 2}, "data.prefetch_factor needs worker processes: set data.num_workers >= 1"),

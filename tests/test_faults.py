@@ -86,9 +86,16 @@ def test_a_crash_in_the_middle_of_a_checkpoint_write_leaves_the_previous_file_in
 
 def kill_9_arguments(data: str, tmp_path) -> list[str]:
     """In-memory digits (a wide MLP), or an image folder decoded in 2 worker processes (a CNN): checkpoints at
-    every epoch's end, which is the cadence both resume exactly from (the epoch's order depends on its number)."""
-    common = ["trainer.max_epochs=8", "model.dropout=0.2", "callbacks.early_stopping=null"]
-    if data == "digits":
+    every epoch's end, which is the cadence both resume exactly from (the epoch's order depends on its number);
+    digits-held: the same saves held in memory and written every 0.5 s (a few epochs apart)."""
+    cadence = "0.5" if data == "digits-held" else "0"
+    common = [
+        "trainer.max_epochs=8",
+        "model.dropout=0.2",
+        "callbacks.early_stopping=null",
+        f"callbacks.model_checkpoint.write_every_s={cadence}",
+    ]
+    if data.startswith("digits"):
         return [*common, "model.width=1024", "callbacks.rich_progress_bar=null"]
     from tests.test_images import draw_folder
 
@@ -98,7 +105,7 @@ def kill_9_arguments(data: str, tmp_path) -> list[str]:
 
 
 @pytest.mark.fault
-@pytest.mark.parametrize("data", ["digits", "images"])
+@pytest.mark.parametrize("data", ["digits", "digits-held", "images"])
 def test_kill_9_mid_training_then_resume_auto_ends_like_an_unbroken_run(tmp_path, data):
     args = kill_9_arguments(data, tmp_path)
     unbroken = run_cli("train.py", *args, f"paths.log_dir={tmp_path / 'unbroken'}")
@@ -111,7 +118,8 @@ def test_kill_9_mid_training_then_resume_auto_ends_like_an_unbroken_run(tmp_path
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not list(log_dir.glob("train/runs/*/checkpoints/epoch_002.ckpt")):
+    first_file = "last.ckpt" if data == "digits-held" else "epoch_002.ckpt"  # held: the first timed write
+    while time.monotonic() < deadline and not list(log_dir.glob(f"train/runs/*/checkpoints/{first_file}")):
         time.sleep(0.02)  # the best-checkpoint file of epoch 3 appears only while val/loss keeps falling
     while time.monotonic() < deadline and not list(log_dir.glob("train/runs/*/csv/metrics.csv")):
         time.sleep(0.02)

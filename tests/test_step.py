@@ -127,6 +127,32 @@ def test_checkpoint_cadence_in_steps(make_cfg):
     assert steps == [30, 60]
 
 
+@pytest.mark.parametrize("every_s, written_at", [(3, [3, 6, 7]), (0, list(range(8)))])
+def test_held_checkpoints_reach_the_disk_when_due_and_at_the_end(make_cfg, monkeypatch, every_s, written_at):
+    """A clock that reads the epoch: saves held with write_every_s=3 are written after epochs 3 and 6 and at the
+    end of fit, each time the newest best and last.ckpt; with 0 every epoch's save is written as it happens."""
+    from hyperlab.training import held_checkpoints
+    from hyperlab.training.supervised import Supervised
+
+    clock, writes, save = [0.0], [], DirectCheckpointIO.save_checkpoint
+    monkeypatch.setattr(held_checkpoints.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(Supervised, "on_train_epoch_start", lambda self: clock.__setitem__(0, self.current_epoch))
+
+    def recorded(self, checkpoint, path, storage_options=None):
+        writes.append((clock[0], Path(path).name, checkpoint["epoch"]))
+        save(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(DirectCheckpointIO, "save_checkpoint", recorded)
+    folder = checkpoint_run(make_cfg, "trainer.max_epochs=8", f"callbacks.model_checkpoint.write_every_s={every_s}")
+    assert sorted({at for at, _, _ in writes}) == written_at
+    assert all(epoch == at for at, name, epoch in writes if name == "last.ckpt")  # the newest state each time
+    assert torch.load(folder / "last.ckpt", weights_only=True)["epoch"] == 7
+    metrics = __import__("json").loads((folder.parent / "metrics.json").read_text())
+    assert Path(metrics["ckpt/best"]).is_file() and len(list(folder.glob("epoch_*.ckpt"))) == 1
+    if every_s:  # at most the newest best and last.ckpt per write: a best replaced in between is never written
+        assert len(writes) <= 2 * len(written_at)
+
+
 def test_no_model_checkpoint_means_no_checkpoints(make_cfg):
     cfg = make_cfg("callbacks.model_checkpoint=null", "trainer.max_epochs=2")
     val_acc = train(cfg)

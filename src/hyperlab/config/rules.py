@@ -99,6 +99,7 @@ RULES = [
     ("trainer.gradient_clip_val", lambda v: v is None or (_number(v) and v >= 0), "null or a number >= 0"),
     ("callbacks.early_stopping.patience", lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
     ("callbacks.rich_progress_bar.every_n_batches", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    ("callbacks.model_checkpoint.write_every_s", lambda v: _number(v) and v >= 0, "a number >= 0 (seconds)"),
     ("scheduler.warmup_steps", lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
     # torch's StepLR/ExponentialLR take gamma=0 (the LR is 0 from the first decay on) and gamma < 0
     ("scheduler.gamma", lambda v: _number(v) and v > 0, "a number > 0"),

@@ -5,6 +5,7 @@ import functools
 import os
 import shutil
 from pathlib import Path
+from weakref import proxy
 
 import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
@@ -15,6 +16,7 @@ from torch.utils import serialization
 
 from hyperlab import runs
 from hyperlab.errors import ConfigError
+from hyperlab.training.held_checkpoints import HeldWrites
 
 
 def load_checkpoint(path: str, mmap: bool = False) -> dict:
@@ -147,7 +149,14 @@ class ModelCheckpoint(callbacks.ModelCheckpoint):
     `save_last="link"` links last.ckpt to the newest top-k file even when that file is older than this step.
     Here: when this step's state was just written as a top-k checkpoint, last.ckpt becomes a hard link to that
     file; otherwise last.ckpt is written itself.
+
+    `write_every_s` > 0 holds the saves in memory and writes the files at most that often, at the end of fit and
+    on an exception or SIGTERM (hyperlab.training.held_checkpoints); 0 writes every save as it happens.
     """
+
+    def __init__(self, *args, write_every_s: float = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.held = HeldWrites(write_every_s) if write_every_s > 0 else None
 
     @property
     def state_key(self) -> str:
@@ -168,24 +177,65 @@ class ModelCheckpoint(callbacks.ModelCheckpoint):
         previous, self.last_model_path = self.last_model_path, filepath
         just_written = self._last_global_step_saved == trainer.global_step and self._last_checkpoint_saved
         if just_written and self._last_checkpoint_saved != filepath and _is_local_file_protocol(filepath):
-            if trainer.is_global_zero:
-                io = trainer.strategy.checkpoint_io
-                link = functools.partial(hard_link, self._last_checkpoint_saved, filepath)
-                io.submit(link) if isinstance(io, BackgroundCheckpointIO) else link()
+            if self.held:
+                self.held.link(self._last_checkpoint_saved, filepath)
+            elif trainer.is_global_zero:
+                self._link(trainer, self._last_checkpoint_saved, filepath)
         else:
             self._save_checkpoint(trainer, filepath)
         if previous and previous != filepath and self._should_remove_checkpoint(trainer, previous, filepath):
             self._remove_checkpoint(trainer, previous)
 
+    @staticmethod
+    def _link(trainer, target: str, filepath: str) -> None:
+        io = trainer.strategy.checkpoint_io
+        link = functools.partial(hard_link, target, filepath)
+        io.submit(link) if isinstance(io, BackgroundCheckpointIO) else link()
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        if not self.held:
+            return super()._save_checkpoint(trainer, filepath)
+        self.held.save(trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only), filepath)
+        self._last_global_step_saved, self._last_checkpoint_saved = trainer.global_step, filepath
+
+    def _remove_checkpoint(self, trainer, filepath: str) -> None:
+        self.held.remove(filepath) if self.held else super()._remove_checkpoint(trainer, filepath)
+
+    def write_held(self, trainer, due: bool = True) -> None:
+        """Write the held saves now (when `due`: the same decision on every process, rank 0's)."""
+        if not self.held or not trainer.strategy.broadcast(due and bool(self.held.saves or self.held.links)):
+            return
+        link = functools.partial(self._link, trainer) if trainer.is_global_zero else lambda *_: None
+        self.held.write(trainer.strategy.save_checkpoint, link, trainer.strategy.remove_checkpoint)
+        trainer.strategy.barrier("ModelCheckpoint.write_held")
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if self.held and self._last_global_step_saved == trainer.global_step:
+            self.write_held(trainer, self.held.due())
+
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if self._should_save_on_train_epoch_end(trainer):
             self._save_last_if_skipped(trainer)
+            self.write_held(trainer, self.held is not None and self.held.due())
 
     def on_validation_end(self, trainer, pl_module) -> None:
         super().on_validation_end(trainer, pl_module)
         if not self._should_save_on_train_epoch_end(trainer):
             self._save_last_if_skipped(trainer)
+            self.write_held(trainer, self.held is not None and self.held.due())
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        super().on_train_end(trainer, pl_module)
+        self.write_held(trainer)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        super().on_exception(trainer, pl_module, exception)
+        self.write_held(trainer)  # what was held is a state training reached: keep it (SIGTERM arrives as one)
 
     def _save_last_if_skipped(self, trainer) -> None:
         """An epoch-end save at which no top-k file was written: Lightning skips last.ckpt then; write it."""

@@ -180,11 +180,12 @@ def table(rates: dict[str, list[float]], baselines: tuple[str, ...]) -> list[str
 def checkpoint_cost(repeats: int) -> list[str]:
     """Fit time at width 2048 (5 epochs, a ~50 MB checkpoint per epoch) with each checkpoint writer, and the floor:
     the same bytes written by one plain `write` call per epoch, as a share of the fit without checkpoints."""
-    wide, epochs = ["model.width=2048"], 5
+    wide, epochs = ["model.width=2048", "callbacks.model_checkpoint.write_every_s=0"], 5  # each save written
     background = "trainer.plugins=[{_target_:hyperlab.training.checkpoints.BackgroundCheckpointIO}]"
     variants = {
         "no checkpoints": [*wide, "callbacks.model_checkpoint=null"],
-        "synchronous, hyperlab's writer (default)": wide,
+        "held, written every 30 s and at the end (default)": ["model.width=2048"],
+        "synchronous, hyperlab's writer": wide,
         "background thread (trainer=gpu's writer)": [*wide, background],
         "synchronous, Lightning's writer": [*wide, "trainer.plugins=null"],
     }

@@ -18,6 +18,7 @@ the "muP probes (GPT)" section of bench/results.md.
 """
 
 import argparse
+import functools
 import json
 import math
 import runpy
@@ -57,6 +58,7 @@ def patch(name: str) -> None:
     elif name == "init_unscaled":
         build = gpt.GPT.__init__
 
+        @functools.wraps(build)  # the data module's check reads the network's signature (vocab_size)
         def unscaled(self, *args, **kwargs):
             build(self, *args, **kwargs)
             depth = len(self.blocks)

@@ -38,12 +38,17 @@ PROBES = {  # name: (parametrization, log2 lr, alpha_out, what it changes)
     "emb_lr/4": ("mup", -5, 8.0, "muP with the embeddings' LR / 4"),
     "emb_lr/16": ("mup", -5, 8.0, "muP with the embeddings' LR / 16 (the standard network's ratio)"),
     "init_unscaled": ("mup", -5, 8.0, "muP with hidden matrices at N(0, 0.02), not 0.02 / sqrt(m)"),
+    "emb_lr/16+init_unscaled": ("mup", -5, 8.0, "the two changes that helped, together"),
     "attention_sqrt": ("mup", -5, 8.0, "muP with the 1/sqrt(d) attention scale"),
 }
 
 
 def patch(name: str) -> None:
-    """The probe's one change, made in this (child) process before train.py runs."""
+    """The probe's change (or changes joined by +), made in this (child) process before train.py runs."""
+    if "+" in name:
+        for part in name.split("+"):
+            patch(part)
+        return
     from hyperlab.models import gpt
     from hyperlab.training import parametrization
 
@@ -78,7 +83,7 @@ def patch(name: str) -> None:
 def run(name: str, width: int, folder: Path) -> float:
     parametrization, log2_lr, alpha, _ = PROBES[name]
     extra = [o for o in PROFILES["gpt"][0] if not o.startswith("hydra.")]
-    out = folder / name.replace("/", "_")
+    out = folder / name.replace("/", "_").replace("+", "_and_")
     overrides = [
         *extra,
         f"model.width={width}",

@@ -1,12 +1,12 @@
 """Checkpoint writes held in memory and written on a time cadence (`callbacks.model_checkpoint.write_every_s`).
 
-On a small model an epoch takes tens of milliseconds and each checkpoint write several (bench/results.md,
-"Checkpoint cadence"): writing the best and last.ckpt at every epoch's end is most of what the default run pays
-above Lightning's floor. Here each save takes a point-in-time copy of the state in memory (a clone of its tensors),
-and the files are brought up to date at most every `every_s` seconds, at the end of fit and when fit ends in an
-exception (Lightning turns SIGTERM into one). Between two writes only the newest state of each file is kept: a
-best checkpoint that a better one replaced before the write is never written at all. What a kill -9 can lose is
-the training since the last write: at most `every_s` seconds, plus the save that was due.
+On a small model an epoch takes tens of milliseconds and each checkpoint write several, so writing the best or
+last.ckpt at every epoch's end is a large share of the default fit (bench/results.md, "Step throughput"). Here
+each save takes a point-in-time copy of the state in memory (a clone of its tensors), and the files are brought up
+to date at most every `every_s` seconds, at the end of fit and when fit ends in an exception (Lightning turns
+SIGTERM into one). Between two writes only the newest state of each file is kept: a best checkpoint that a better
+one replaced before the write is never written at all. What a kill -9 can lose is the training since the last
+write: at most `every_s` seconds, plus the save that was due.
 
 The files on disk at any moment are one consistent earlier save point (the best file and last.ckpt of the same
 write), so `resume=auto` after a kill resumes exactly as from an every-epoch cadence.
@@ -30,7 +30,7 @@ class HeldWrites:
     """The checkpoint file operations since the last write, newest last, and when that write was."""
 
     every_s: float
-    last_write: float = field(default_factory=lambda: time.monotonic())
+    last_write: float = field(default_factory=lambda: time.monotonic())  # looked up per call: a test's clock
     saves: dict = field(default_factory=dict)  # path -> checkpoint held in memory
     links: dict = field(default_factory=dict)  # link path -> target path (a hard link, or the target's held copy)
     removals: list = field(default_factory=list)
@@ -59,9 +59,8 @@ class HeldWrites:
     def due(self) -> bool:
         return time.monotonic() - self.last_write >= self.every_s
 
-    def write(self, save, link, remove) -> list[str]:
-        """Bring the files up to date: saves first, then links to them, then removals; the paths written."""
-        written = list(self.saves) + list(self.links)
+    def write(self, save, link, remove) -> None:
+        """Bring the files up to date: saves first, then links to them, then removals."""
         for path, checkpoint in self.saves.items():
             save(checkpoint, path)
         for path, target in self.links.items():
@@ -71,4 +70,3 @@ class HeldWrites:
                 remove(path)
         self.saves, self.links, self.removals = {}, {}, []
         self.last_write = time.monotonic()
-        return written

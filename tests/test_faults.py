@@ -120,7 +120,7 @@ def test_kill_9_mid_training_then_resume_auto_ends_like_an_unbroken_run(tmp_path
     deadline = time.monotonic() + 300
     first_file = "last.ckpt" if data == "digits-held" else "epoch_002.ckpt"  # held: the first timed write
     while time.monotonic() < deadline and not list(log_dir.glob(f"train/runs/*/checkpoints/{first_file}")):
-        time.sleep(0.02)  # the best-checkpoint file of epoch 3 appears only while val/loss keeps falling
+        time.sleep(0.02)  # epoch 3's best file appears only while val/loss keeps falling; last.ckpt when written
     while time.monotonic() < deadline and not list(log_dir.glob("train/runs/*/csv/metrics.csv")):
         time.sleep(0.02)
     time.sleep(0.3)  # into the next epoch

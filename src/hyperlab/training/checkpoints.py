@@ -201,9 +201,13 @@ class ModelCheckpoint(callbacks.ModelCheckpoint):
     def _remove_checkpoint(self, trainer, filepath: str) -> None:
         self.held.remove(filepath) if self.held else super()._remove_checkpoint(trainer, filepath)
 
-    def write_held(self, trainer, due: bool = True) -> None:
-        """Write the held saves now (when `due`: the same decision on every process, rank 0's)."""
-        if not self.held or not trainer.strategy.broadcast(due and bool(self.held.saves or self.held.links)):
+    def write_held(self, trainer, when_due: bool = False) -> None:
+        """Write the held saves now, or `when_due` only if write_every_s has passed (rank 0's clock decides for
+        every process)."""
+        if not self.held:
+            return
+        due = (not when_due or self.held.due()) and bool(self.held.saves or self.held.links)
+        if not trainer.strategy.broadcast(due):
             return
         link = functools.partial(self._link, trainer) if trainer.is_global_zero else lambda *_: None
         self.held.write(trainer.strategy.save_checkpoint, link, trainer.strategy.remove_checkpoint)
@@ -214,20 +218,20 @@ class ModelCheckpoint(callbacks.ModelCheckpoint):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        if self.held and self._last_global_step_saved == trainer.global_step:
-            self.write_held(trainer, self.held.due())
+        if self._last_global_step_saved == trainer.global_step:
+            self.write_held(trainer, when_due=True)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if self._should_save_on_train_epoch_end(trainer):
             self._save_last_if_skipped(trainer)
-            self.write_held(trainer, self.held is not None and self.held.due())
+            self.write_held(trainer, when_due=True)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         super().on_validation_end(trainer, pl_module)
         if not self._should_save_on_train_epoch_end(trainer):
             self._save_last_if_skipped(trainer)
-            self.write_held(trainer, self.held is not None and self.held.due())
+            self.write_held(trainer, when_due=True)
 
     def on_train_end(self, trainer, pl_module) -> None:
         super().on_train_end(trainer, pl_module)

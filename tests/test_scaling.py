@@ -72,6 +72,22 @@ def test_an_optimum_at_the_grids_edge_is_flagged():
     assert grid_optimum([1e-3, 2e-3, 4e-3], [3.0, 2.0, 1.0]) == (4e-3, 1.0, True)
 
 
+def test_the_optimum_of_seeded_runs_is_read_from_their_mean_curve():
+    from hyperlab.search.scaling_report import optima
+
+    # two seeds a grid point: the single best run (2^-6, seed 1) is not the best mean (2^-7)
+    curve = {-8: (3.0, 3.0), -7: (2.5, 2.5), -6: (3.4, 2.4), -5: (3.5, 3.5)}
+    points = [
+        {"N": 1e5, "D": 1e6, "lr": 2.0**k, "loss": loss, "width": 32, "steps": 500, "job": f"{k}_{seed}"}
+        for k, losses in curve.items()
+        for seed, loss in enumerate(losses)
+    ]
+    (row,) = optima(points)
+    assert row["lr_grid"] == 2.0**-7 and row["loss_grid"] == 2.5 and row["runs"] == 8
+    # the parabola through the means at -8, -7, -6 (3.0, 2.5, 2.9): curvature 0.45, slope -0.05 at -7
+    assert math.log2(row["lr"]) == pytest.approx(-7 + 0.05 / 0.9, abs=1e-9)
+
+
 # --- the report (python -m hyperlab.scale) on a sweep dir whose points follow known laws -------------------------
 
 WIDTHS, STEPS, LOG2_LRS = (32, 64, 128), (125, 250, 500), range(-9, -2)

@@ -62,12 +62,23 @@ def optima(points: list[dict]) -> list[dict]:
         groups[(point["N"], point["D"])].append(point)
     rows = []
     for (N, D), group in sorted(groups.items()):
-        lr, loss, at_edge = grid_optimum([p["lr"] for p in group], [p["loss"] for p in group])
-        best = min(group, key=lambda p: p["loss"])
-        rows.append({"N": N, "D": D, "width": best["width"], "steps": best["steps"], "lr": lr, "lr_grid": best["lr"]})
+        curve = seed_means(group)
+        lr, loss, at_edge = grid_optimum(list(curve), list(curve.values()))
+        best_lr = min(curve, key=curve.get)
+        best = next(p for p in group if p["lr"] == best_lr)
+        rows.append({"N": N, "D": D, "width": best["width"], "steps": best["steps"], "lr": lr, "lr_grid": best_lr})
         rows[-1]["job"] = best["job"]
-        rows[-1].update({"loss": loss, "loss_grid": best["loss"], "at_edge": at_edge, "runs": len(group)})
+        rows[-1].update({"loss": loss, "loss_grid": curve[best_lr], "at_edge": at_edge, "runs": len(group)})
     return rows
+
+
+def seed_means(group: list[dict]) -> dict[float, float]:
+    """The loss per learning rate, averaged over the runs that share it (seeds): at these sizes two seeds differ
+    by more than neighbouring grid points, so the optimum is read from the mean curve, not from single runs."""
+    runs = defaultdict(list)
+    for point in group:
+        runs[point["lr"]].append(point["loss"])
+    return {lr: float(np.mean(losses)) for lr, losses in runs.items()}
 
 
 def fit(rows: list[dict], samples: int) -> dict:

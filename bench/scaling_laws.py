@@ -2,8 +2,8 @@
 
     python bench/scaling_laws.py [--seeds 2] [--lrs 5]
 
-1. The fitting grid: `python train.py -m hparams_search=scaling` (GPT widths 32, 64, 128 x 6 LRs x 2 seeds on data=stdlib,
-   each trial a WSD run with cooldown branches at 125, 250 and 500 steps), its wall time measured.
+1. The fitting grid: `python train.py -m hparams_search=scaling` (GPT widths 32, 64, 128 x 6 LRs x 2 seeds on
+   data=stdlib, each trial a WSD run with cooldown branches at 125, 250 and 500 steps), its wall time measured.
 2. `python -m hyperlab.scale` on it, with a target 4x the largest grid model's parameters (width 264) trained 2x
    the longest budget (1000 steps, 2.05M tokens): the predicted LR and its experiment file.
 3. The held-out check: that target trained at the predicted LR and at `--lrs` LRs a factor 2 apart around it
@@ -94,8 +94,9 @@ def main() -> None:
     best, mine = statistics.mean(sweep[best_lr]), statistics.mean(predicted)
     target = prediction["target"]
     rows = [
-        f"Fitting grid: `python train.py -m hparams_search=scaling` (GPT depth 2, widths 32/64/128 x LRs 2^-10..2^-5 x seeds 0-1,"
-        f" WSD with cooldown branches at 125/250/500 steps of 2048 byte tokens): {grid_s / 60:.1f} min wall "
+        "Fitting grid: `python train.py -m hparams_search=scaling` (GPT depth 2, widths 32/64/128 x LRs 2^-10..2^-5"
+        " x seeds 0-1, WSD with cooldown branches at 125/250/500 steps of 2048 byte tokens):"
+        f" {grid_s / 60:.1f} min wall "
         "(target: <= 60 min on this machine).",
         "",
         "```",

@@ -120,6 +120,12 @@ BAD_VALUES_ON = [
     (["model=gpt"], {"model.heads": 0}, "model.heads=0 is not allowed: must be an integer >= 1"),
     (["model=gpt"], {"model.base_width": 0}, "model.base_width=0 is not allowed: must be an integer >= 1"),
     (["model=gpt"], {"model.output_multiplier": 0}, "model.output_multiplier=0 is not allowed: must be a number > 0"),
+    (["model=gpt"], {"model.init_std": -0.02}, "model.init_std=-0.02 is not allowed: must be a number > 0"),
+    (
+        ["model=gpt"],
+        {"model.embedding_lr_multiplier": 0},
+        "model.embedding_lr_multiplier=0 is not allowed: must be a number > 0",
+    ),
     ([], {"finetune.unfreeze_at_epoch": -1}, "finetune.unfreeze_at_epoch=-1 is not allowed: must be null or"),
     ([], {"finetune.backbone_lr_scale": 0}, "finetune.backbone_lr_scale=0 is not allowed: must be a number > 0"),
     ([], {"distill.temperature": 0}, "distill.temperature=0 is not allowed: must be a number > 0"),

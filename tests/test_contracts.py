@@ -7,7 +7,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from hyperlab.contracts import DataModule, Network, RecurrentNetwork, TensorSplits
+from hyperlab.contracts import DataModule, Network, PerParameterLearningRates, RecurrentNetwork, TensorSplits
 from hyperlab.models import CNN, GPT, LSTM, MLP, ResNet, Transformer
 from tests.conftest import CONF, own_data
 from tests.test_tokens import write_corpus
@@ -57,6 +57,13 @@ def test_the_recurrent_network_offers_truncated_bptt_members():
     assert isinstance(net, RecurrentNetwork), missing(net, RecurrentNetwork)
     logits, state = net.step(torch.zeros(2, 4, dtype=torch.long))
     assert logits.shape == (2, 4, 30) and net.tbptt_steps == 4
+
+
+def test_the_per_parameter_learning_rates_name_parameters_of_the_network():
+    net = GPT((16,), 30, vocab_size=30, width=32, heads=2, depth=1, embedding_lr_multiplier=0.5)
+    assert isinstance(net, PerParameterLearningRates), missing(net, PerParameterLearningRates)
+    assert net.lr_multipliers == {"token_embedding.weight": 0.5, "position_embedding.weight": 0.5}
+    assert set(net.lr_multipliers) <= dict(net.named_parameters()).keys()
 
 
 def test_a_network_without_a_head_breaks_the_contract():

@@ -142,3 +142,51 @@ def test_gpt_output_multiplier_scales_the_logits_in_both_parametrisations(parame
         net = gpt(256, parametrization, output_multiplier=alpha)
         logits[alpha] = net(ids)
     torch.testing.assert_close(logits[3.0], 3.0 * logits[1.0])  # alpha scales the readout's input (no bias)
+
+
+def test_gpt_init_std_scales_every_initial_weight_and_mup_divides_the_hidden_ones_by_sqrt_m():
+    nets = {}
+    for parametrization, width, std in [("standard", 256, 0.02), ("standard", 256, 0.05), ("mup", 256, 0.05)]:
+        torch.manual_seed(0)
+        nets[parametrization, std] = dict(gpt(width, parametrization, init_std=std).named_parameters())
+    standard, wider, mup = nets["standard", 0.02], nets["standard", 0.05], nets["mup", 0.05]
+    for name, weight in standard.items():  # the same draws, 2.5x; norms (1) and biases (0) unchanged
+        scale = 2.5 if weight.ndim == 2 else 1.0
+        torch.testing.assert_close(wider[name], weight * scale)
+    # m = 256 / 64 = 4: hidden matrices / 2, the embeddings (and the tied readout) as in the standard network
+    torch.testing.assert_close(mup["blocks.1.attention.qkv.weight"], wider["blocks.1.attention.qkv.weight"] / 2)
+    torch.testing.assert_close(mup["blocks.0.mlp.2.weight"], wider["blocks.0.mlp.2.weight"] / 2)
+    torch.testing.assert_close(mup["token_embedding.weight"], wider["token_embedding.weight"])
+    assert wider["blocks.0.mlp.2.weight"].std().item() == pytest.approx(0.05 / math.sqrt(2 * 2), rel=0.05)
+
+
+@pytest.mark.parametrize(("parametrization", "hidden"), [("standard", 1.0), ("mup", 1 / 4)])
+def test_gpt_embedding_lr_multiplier_reaches_the_optimizer_groups(parametrization, hidden, make_cfg, tmp_path):
+    from tests.test_tokens import write_corpus
+
+    cfg = make_cfg(
+        "data=stdlib",
+        f"data.paths=[{write_corpus(tmp_path / 'corpus', files=4)}]",
+        "data.tokenizer=bytes",
+        "data.context=16",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "model=gpt",
+        "model.width=128",
+        "model.base_width=32",
+        "model.heads=2",
+        "model.depth=1",
+        f"model.parametrization={parametrization}",
+        "model.embedding_lr_multiplier=0.125",
+        "lr=0.01",
+        "weight_decay=0.1",
+    )
+    _, module = build_module(cfg)
+    optimizer = module.configure_optimizers()
+    group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    lr_and_decay = {
+        name: (group_of[id(p)]["lr"], group_of[id(p)]["weight_decay"]) for name, p in module.net.named_parameters()
+    }
+    # the tied readout is the token embedding: one parameter, at lr x 0.125 (lr x decay unchanged)
+    assert lr_and_decay["token_embedding.weight"] == pytest.approx((0.01 * 0.125, 0.1 / 0.125))
+    assert lr_and_decay["position_embedding.weight"] == pytest.approx((0.01 * 0.125, 0.1 / 0.125))
+    assert lr_and_decay["blocks.0.mlp.0.weight"] == pytest.approx((0.01 * hidden, 0.1 / hidden))

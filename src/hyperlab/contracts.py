@@ -37,6 +37,15 @@ class RecurrentNetwork(Network, Protocol):
         ...
 
 
+@runtime_checkable
+class PerParameterLearningRates(Network, Protocol):
+    """A network some of whose parameters train at a multiple of the optimizer's learning rate, set by its own
+    knobs (model=gpt: model.embedding_lr_multiplier); hyperlab.builders.module multiplies them into muP's."""
+
+    lr_multipliers: Mapping[str, float]
+    """Parameter name (as `named_parameters` gives it) -> its learning rate / the optimizer's; absent: 1."""
+
+
 class NetworkBuilder(Protocol):
     """The constructor of a Network, as hyperlab.builders calls it."""
 

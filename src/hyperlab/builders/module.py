@@ -49,7 +49,7 @@ def build_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Supervised]:
         **distillation_args(cfg.get("distill"), net, datamodule),
         adversary=adversary(adversarial),
         bytes_per_token=getattr(datamodule, "bytes_per_token", None),
-        lr_scales=mup_lr_scales(cfg.model, cfg.optimizer, net, **shape),
+        lr_scales=lr_scales(cfg.model, cfg.optimizer, net, **shape),
         val_metrics=(cfg.get("metrics") or {}).get("val", "full"),  # a checkpoint older than the knob: full
         watched=watched_metrics(
             cfg.get("optimized_metric"), cfg.get("trial"), cfg.get("scheduler"), cfg.get("callbacks")
@@ -156,14 +156,18 @@ def prepare_network(net: torch.nn.Module, finetune, quantize: str | None, compil
         net.compile()  # nn.Module.compile: compiled at the first call, on the device; state_dict keys unchanged
 
 
-def mup_lr_scales(model: DictConfig, optimizer: DictConfig, net: torch.nn.Module, **shape) -> dict[str, float] | None:
-    """muP's learning-rate multiplier per parameter (hyperlab.training.parametrization) when
-    model.parametrization=mup: the network rebuilt at model.base_width tells which of its dimensions grow."""
-    if model.get("parametrization", "standard") != "mup":
-        return None
-    base = instantiate(model, width=model.base_width, **shape)
-    optimizer_class = get_class(optimizer._target_)
-    return parametrization.lr_scales(net, base, model.width / model.base_width, optimizer_class)
+def lr_scales(model: DictConfig, optimizer: DictConfig, net: torch.nn.Module, **shape) -> dict[str, float] | None:
+    """The learning-rate multiplier per parameter: muP's (hyperlab.training.parametrization) when
+    model.parametrization=mup, where the network rebuilt at model.base_width tells which of its dimensions grow,
+    times the network's own (contracts.PerParameterLearningRates: model.embedding_lr_multiplier)."""
+    scales = {}
+    if model.get("parametrization", "standard") == "mup":
+        base = instantiate(model, width=model.base_width, **shape)
+        optimizer_class = get_class(optimizer._target_)
+        scales = parametrization.lr_scales(net, base, model.width / model.base_width, optimizer_class)
+    for name, multiplier in getattr(net, "lr_multipliers", {}).items():
+        scales[name] = scales.get(name, 1.0) * multiplier
+    return scales or None
 
 
 def factory(prefix: str, node: DictConfig) -> functools.partial:

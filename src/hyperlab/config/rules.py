@@ -165,6 +165,8 @@ RULES = [
     ("model.base_width", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     ("model.heads", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     ("model.output_multiplier", lambda v: _number(v) and v > 0, "a number > 0"),
+    ("model.init_std", lambda v: _number(v) and v > 0, "a number > 0"),
+    ("model.embedding_lr_multiplier", lambda v: _number(v) and v > 0, "a number > 0"),
     ("model.parametrization", lambda v: v in PARAMETRIZATIONS, " | ".join(PARAMETRIZATIONS)),
     *((key, lambda v: isinstance(v, bool), "true or false") for key in BOOLEAN_KEYS),
     ("resume", lambda v: v in RESUME_MODES, " or ".join(RESUME_MODES)),

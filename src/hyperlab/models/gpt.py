@@ -1,6 +1,7 @@
 """A decoder-only transformer language model (GPT-2 shape): token and position embeddings, pre-norm blocks of
 causal self-attention and a GELU MLP, a final layer norm, and an output layer tied to the token embedding."""
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -53,7 +54,8 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """Next-token logits at every position: (B, T) token ids -> (B, T, vocab_size).
 
-    Weights start N(0, 0.02), the residual projections (attention output, MLP output) N(0, 0.02 / sqrt(2 depth))
+    Weights start N(0, init_std = 0.02), the residual projections (attention output, MLP output) N(0, init_std /
+    sqrt(2 depth))
     so the residual stream's variance does not grow with depth (GPT-2). `activation_checkpointing` recomputes each
     block's activations in the backward pass instead of keeping them: memory per block for compute.
     `parametrization="mup"` (with m = width / base_width): hidden matrices start with std / sqrt(m), attention
@@ -61,7 +63,8 @@ class GPT(nn.Module):
     hyperlab.training.parametrization. At width == base_width it is the standard network. `output_multiplier`
     (muP's alpha_out) scales the logits in both parametrisations (alpha / m under muP): a hyperparameter tuned at
     the base width like the learning rate, since the tied readout's 1/m alone leaves a wide network's logits
-    learning slower than the base's (docs/mup.md).
+    learning slower than the base's (docs/mup.md). `init_std` (muP's sigma) and `embedding_lr_multiplier` are
+    tuned at the base width too, and kept at every width.
     """
 
     def __init__(
@@ -78,6 +81,8 @@ class GPT(nn.Module):
         parametrization: str = "standard",
         base_width: int = 192,
         output_multiplier: float = 1.0,
+        init_std: float = 0.02,
+        embedding_lr_multiplier: float = 1.0,
     ):
         super().__init__()
         if vocab_size is None:
@@ -98,19 +103,28 @@ class GPT(nn.Module):
         self.readout = layers.Readout(alpha) if mup or alpha != 1.0 else nn.Identity()
         self.head = nn.Linear(width, num_classes, bias=False)
         self.activation_checkpointing = activation_checkpointing
-        self.apply(self._init)
-        for name, parameter in self.named_parameters():
-            if name.startswith("blocks.") and parameter.ndim == 2:  # hidden matrices: variance ~ 1/width under muP
-                residual = name.endswith(("attention.proj.weight", "mlp.2.weight"))
-                std = 0.02 / math.sqrt(2 * depth) if residual else 0.02
-                nn.init.normal_(parameter, std=std / math.sqrt(m))
+        self.initialise(init_std, depth, m)
         if tie_weights:  # one matrix embeds tokens and scores them (Press & Wolf 2017): vocab x width fewer
             self.head.weight = self.token_embedding.weight
+        # contracts.PerParameterLearningRates: the embeddings (and the tied readout) at lr x this. muP keeps their
+        # Adam LR constant in width, many times the standard network's at a wide width, so it is tuned at the base
+        # width with the LR (docs/mup.md)
+        embeddings = ("token_embedding.weight", "position_embedding.weight")
+        self.lr_multipliers = dict.fromkeys(embeddings, embedding_lr_multiplier) if embedding_lr_multiplier != 1 else {}
+
+    def initialise(self, std: float, depth: int, m: float) -> None:
+        """Weights N(0, std) (GPT-2's 0.02 by default; muP's sigma, tuned at the base width), the residual
+        projections std / sqrt(2 depth); hidden matrices / sqrt(m) under muP (variance ~ 1/width); biases 0."""
+        self.apply(functools.partial(self._init, std=std))
+        for name, parameter in self.named_parameters():
+            if name.startswith("blocks.") and parameter.ndim == 2:
+                residual = name.endswith(("attention.proj.weight", "mlp.2.weight"))
+                nn.init.normal_(parameter, std=(std / math.sqrt(2 * depth) if residual else std) / math.sqrt(m))
 
     @staticmethod
-    def _init(module: nn.Module) -> None:
+    def _init(module: nn.Module, std: float) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
+            nn.init.normal_(module.weight, std=std)
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 

@@ -189,11 +189,22 @@ def test_signals_of_shape_c_l_reach_every_family_without_an_image_disguise():
         kinds = {type(m) for m in net.modules()}
         assert nn.Conv1d in kinds and nn.Conv2d not in kinds and nn.BatchNorm1d in kinds
         assert net.features(signal).ndim == 3
-    # the CNN halves the signal per stage: 40 -> 20 -> 10 with channels [32, 64]
-    assert CNN((2, 40), 7).features(signal).shape == (5, 64, 10)
+    # the CNN halves the signal per stage, sized for its length: 40 -> 20 -> 10 -> 5 -> 2, channels 32 .. 256
+    assert CNN((2, 40), 7).features(signal).shape == (5, 256, 2)
+    assert CNN((2, 40), 7, channels=[32, 64]).features(signal).shape == (5, 64, 10)
     # a sequence model reads a signal as L steps of C values: permuting time changes its output
     lstm = LSTM((2, 40), 7).eval()
     assert not torch.allclose(lstm(signal), lstm(signal.flip(-1)))
+
+
+@pytest.mark.parametrize(
+    ("side", "channels", "map_side"),
+    [(8, [32, 64], 2), (28, [32, 64, 128], 3), (64, [32, 64, 128, 256, 256], 2)],
+)
+def test_the_default_cnn_is_sized_for_the_image(side, channels, map_side):
+    net = CNN((1, side, side), 10)  # model.channels=null: one block per halving until the map is at most 3 wide
+    assert [m.out_channels for m in net.modules() if isinstance(m, nn.Conv2d)] == channels
+    assert net.features(torch.zeros(2, 1, side, side)).shape == (2, channels[-1], map_side, map_side)
 
 
 def test_channels_last_is_refused_for_signals():

@@ -74,7 +74,7 @@ DATA = ["data=images", "data.channels=1", "data.image_size=[28,28]", "data.val_f
 
 def train(folder: Path, name: str, overrides: list[str], epochs: int) -> dict:
     """test/acc and wall seconds of one `python train.py` on the folder."""
-    out = folder / "runs" / name
+    out = folder / "runs" / "".join(c if c.isalnum() else "_" for c in name)  # an override value: no = ( ) [ ] ,
     start = time.perf_counter()
     command = [sys.executable, "train.py", *DATA, f"data.path={folder / 'images'}", *overrides]
     command += [f"trainer.max_epochs={epochs}", "callbacks.early_stopping=null", "callbacks.rich_progress_bar=null"]

@@ -11,7 +11,8 @@ distortions, not handwriting: what it says is how each model uses a 28x28 image,
 
 On the folder (`data=images data.channels=1 data.image_size=[28,28]`, its split: 70% train, 10% val, 20% test,
 stratified), each in the same run: `model=cnn` at its default (sized for the input: 3 blocks, 32-64-128), the
-CNN as it was before (`model.channels=[32,64]`), the default MLP, each `--epochs` epochs, test accuracy of the best
+CNN as it was before (`model.channels=[32,64]`), the default MLP, `model=resnet` sized (3 stages, 32-64-128) and as
+it was before (`model.channels=[32,64]`), each `--epochs` epochs, test accuracy of the best
 checkpoint by val/loss; and an SVC on the pixels of the same split (RBF, C and gamma tuned on the val split, refit
 on train + val), as hyperlab's baselines tune it. Runs stay under logs/bench/digit_folder (a stopped bench reruns
 only what it had not finished); writes the "Digit folder (28x28)" section of bench/results.md.
@@ -133,6 +134,8 @@ def main() -> None:
         "model=cnn (sized: 32-64-128)": ["model=cnn"],
         "model=cnn model.channels=[32,64] (before)": ["model=cnn", "model.channels=[32,64]"],
         "model=mlp (default)": ["model=mlp"],
+        "model=resnet (sized: 32-64-128)": ["model=resnet"],
+        "model=resnet model.channels=[32,64] (before)": ["model=resnet", "model.channels=[32,64]"],
     }
     found = {
         name: kept(partial, name, lambda o=o, n=name: train(folder, n, o, args.epochs)) for name, o in runs.items()

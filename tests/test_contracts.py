@@ -7,7 +7,14 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from hyperlab.contracts import DataModule, Network, PerParameterLearningRates, RecurrentNetwork, TensorSplits
+from hyperlab.contracts import (
+    DataModule,
+    Network,
+    PerParameterLearningRates,
+    RecurrentNetwork,
+    RowSplits,
+    TensorSplits,
+)
 from hyperlab.models import CNN, GPT, LSTM, MLP, ResNet, Transformer
 from tests.conftest import CONF, own_data
 from tests.test_tokens import write_corpus
@@ -96,7 +103,7 @@ def test_every_data_config_is_checked():
 def test_every_in_memory_data_config_meets_the_data_contracts(name, make_cfg, tmp_path):
     datamodule = instantiate(make_cfg(f"data={name}", *own_data(name, tmp_path)).data)
     datamodule.setup("fit")
-    for protocol in (DataModule, TensorSplits):
+    for protocol in (DataModule, RowSplits, TensorSplits):
         assert isinstance(datamodule, protocol), missing(datamodule, protocol)
     assert datamodule.example_input().shape == (1, *datamodule.input_shape)
     assert set(datamodule.splits) == set(datamodule.indices) == {"train", "val", "test"}
@@ -113,7 +120,7 @@ def test_the_token_data_module_meets_the_data_contract(tmp_path, make_cfg):
     assert isinstance(datamodule, DataModule), missing(datamodule, DataModule)
     assert datamodule.task == "language_model" and datamodule.vocab_size == 256
     assert datamodule.example_input().shape == (1, *datamodule.input_shape)
-    assert not isinstance(datamodule, TensorSplits)  # a token stream: the in-memory analyses refuse it
+    assert not isinstance(datamodule, RowSplits)  # a token stream: the in-memory analyses and the baselines refuse it
     tokens = {split: counts["tokens"] for split, counts in datamodule.manifest["splits"].items()}
     assert datamodule.split_sizes() == {split: (n - 1) // datamodule.context for split, n in tokens.items()}
 

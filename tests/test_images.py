@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from PIL import Image, ImageDraw
 
 from hyperlab.builders import build_module
-from hyperlab.contracts import DataModule, TensorSplits
+from hyperlab.contracts import DataModule, RowSplits, TensorSplits
 from hyperlab.data import images
 from hyperlab.errors import ConfigError
 from hyperlab.train import train
@@ -101,7 +101,7 @@ def test_a_converted_shard_serves_the_same_images_and_a_rerun_reads_it(folder, m
 
 def test_the_image_module_meets_the_data_contract_and_refuses_in_memory_options(folder, make_cfg):
     dm = datamodule(make_cfg, folder)
-    assert isinstance(dm, DataModule) and not isinstance(dm, TensorSplits)
+    assert isinstance(dm, DataModule) and isinstance(dm, RowSplits) and not isinstance(dm, TensorSplits)
     cfg = make_cfg("data=images", f"data.path={folder}", "model=cnn", "quantize=dynamic")
     with pytest.raises(ConfigError, match="quantize=dynamic reads the splits as tensors in memory"):
         build_module(cfg)
@@ -197,3 +197,20 @@ def test_an_image_that_cannot_be_decoded_is_named_by_its_path(folder, make_cfg):
         for split in dm.splits.values():
             for i in range(len(split)):
                 split[i]
+
+
+def test_the_baselines_read_an_image_folder_as_pixel_rows_on_the_trials_folds(folder, make_cfg, tmp_path):
+    """An SVC on pixels is an image folder's baseline: same_rows reads the streamed splits into arrays, the
+    pixels of each test image flattened, and each fold's rows are the trial's fold k rows."""
+    from hyperlab.builders.rows import same_rows
+
+    overrides = ["data=images", f"data.path={folder}", "data.num_workers=0", "data.num_folds=3"]
+    rows = same_rows(make_cfg(*overrides).data)
+    assert rows["x"].shape == (len(rows["rows"]["train_val"]), 3 * 32 * 32) and rows["shape"] == (3, 32, 32)
+    whole = datamodule(make_cfg, folder, "data.refit=true")
+    first = whole.splits["test"][0]
+    assert np.array_equal(rows["x_test"][0], first[0].flatten().float().numpy()) and rows["y_test"][0] == first[1]
+    for k, (fit, val) in enumerate(rows["folds"]):
+        trial = datamodule(make_cfg, folder, "data.num_folds=3", f"data.fold={k}")
+        assert sorted(rows["rows"]["train_val"][val]) == sorted(trial.indices["val"])
+        assert sorted(rows["rows"]["train_val"][fit]) == sorted(trial.indices["train"])

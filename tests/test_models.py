@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from hyperlab.models import CNN, LSTM, MLP, ResNet, Transformer
+from hyperlab.models.resnet import ResidualBlock
 
 
 def n_params(net: nn.Module) -> int:
@@ -81,8 +82,6 @@ def test_spectral_norm_parametrizes_every_weight(make):
 
 
 def test_resnet_blocks_and_channels_set_the_residual_stages():
-    from hyperlab.models.resnet import ResidualBlock
-
     net = ResNet((1, 8, 8), 10, channels=[8, 16, 32], blocks=2)
     blocks = [m for m in net.modules() if isinstance(m, ResidualBlock)]
     assert len(blocks) == 6 and [b.body[0].out_channels for b in blocks] == [8, 8, 16, 16, 32, 32]
@@ -204,6 +203,17 @@ def test_signals_of_shape_c_l_reach_every_family_without_an_image_disguise():
 def test_the_default_cnn_is_sized_for_the_image(side, channels, map_side):
     net = CNN((1, side, side), 10)  # model.channels=null: one block per halving until the map is at most 3 wide
     assert [m.out_channels for m in net.modules() if isinstance(m, nn.Conv2d)] == channels
+    assert net.features(torch.zeros(2, 1, side, side)).shape == (2, channels[-1], map_side, map_side)
+
+
+@pytest.mark.parametrize(
+    ("side", "channels", "map_side"),
+    [(8, [32, 64], 4), (28, [32, 64, 128], 7), (64, [32, 64, 128, 256], 8), (224, [32, 64, 128, 256, 256, 256], 7)],
+)
+def test_the_default_resnet_is_sized_for_the_image(side, channels, map_side):
+    net = ResNet((1, side, side), 10)  # model.channels=null: a stage per halving until the map is at most 8 wide
+    blocks = [m for m in net.modules() if isinstance(m, ResidualBlock)]
+    assert [b.body[0].out_channels for b in blocks] == channels
     assert net.features(torch.zeros(2, 1, side, side)).shape == (2, channels[-1], map_side, map_side)
 
 

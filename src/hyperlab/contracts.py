@@ -107,7 +107,19 @@ class DataModule(Protocol):
 
 
 @runtime_checkable
-class TensorSplits(Protocol):
+class RowSplits(Protocol):
+    """Splits of numbered rows, in memory or streamed (an image folder, a converted table): what the classical
+    baselines read into arrays (hyperlab.builders.rows) to be scored on the trials' folds and test rows."""
+
+    splits: Mapping[str, "torch.utils.data.Dataset"]  # noqa: F821 (a string: no torch.utils import here)
+    """train / val / test, each a map-style Dataset of (features, target) samples."""
+
+    indices: Mapping[str, Sequence[int]]
+    """Per split, the rows of the original arrays (or files) it holds."""
+
+
+@runtime_checkable
+class TensorSplits(RowSplits, Protocol):
     """In-memory splits as tensors: what class weights, distillation, the after-fit analyses (quantize, adversarial,
     interpret) and eval.py's predictions.csv read."""
 

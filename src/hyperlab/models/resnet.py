@@ -5,6 +5,17 @@ from torch import Tensor, nn
 from hyperlab.models import layers
 
 
+def stages_for(size: int, first: int = 32, most: int = 256) -> list[int]:
+    """The stages of a ResNet sized for its input: every stage after the first halves the map, until it is at most
+    8 wide (at least two stages; the CIFAR ResNets end on an 8x8 map of a 32x32 image), channels doubling from
+    `first` up to `most`. 8x8 digits get (32, 64), as before this existed; 28x28 (32, 64, 128): 28 -> 14 -> 7;
+    64x64 (32, 64, 128, 256): 64 -> 32 -> 16 -> 8."""
+    stages = 1
+    while size > 8 or stages < 2:
+        size, stages = (size + 1) // 2, stages + 1
+    return [min(first * 2**i, most) for i in range(stages)]
+
+
 class ResidualBlock(nn.Module):
     """conv -> norm -> act per entry of `kernel_sizes` (the last without its act), plus the input (1-wide-projected
     when the shape changes), -> act; 2-D convolutions for images, 1-D for signals (`dims`). (3, 3): the image
@@ -44,14 +55,15 @@ class ResNet(nn.Module):
     """A small residual network for small images (8x8 digits, 28x28) or signals (C, L): a 3-wide conv stem, then
     one stage per entry of `channels` with `blocks` residual blocks each (with `downsample`, every stage after the
     first halves the map while it is wider than 1), global average pooling, dropout and a linear head; 1-D layers
-    for signals. `stem=false`, `downsample=false`, `kernel_sizes=[8, 5, 3]`, channels (64, 128, 128): the
+    for signals. channels None: sized for the input (`stages_for`: depth from the image's side or the signal's
+    length). `stem=false`, `downsample=false`, `kernel_sizes=[8, 5, 3]`, channels (64, 128, 128): the
     time-series ResNet of Wang et al. 2017 (conf/model/resnet_ts.yaml)."""
 
     def __init__(
         self,
         in_shape: Sequence[int],
         num_classes: int,
-        channels: Sequence[int] = (32, 64),
+        channels: Sequence[int] | None = None,
         blocks: int = 1,
         activation: str = "relu",
         dropout: float = 0.0,
@@ -64,9 +76,10 @@ class ResNet(nn.Module):
         downsample: bool = True,
     ):
         super().__init__()
+        in_channels, width, dims = layers.check_grid(in_shape, "resnet")
+        channels = stages_for(min(in_shape[1:])) if channels is None else channels
         if not channels or not kernel_sizes:  # (model.blocks >= 1 is a config rule)
             raise ValueError("model.channels and model.kernel_sizes must be non-empty")
-        in_channels, width, dims = layers.check_grid(in_shape, "resnet")
         stages: list[nn.Module] = []
         if stem:
             stages += [

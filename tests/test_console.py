@@ -1,9 +1,10 @@
 """What a run prints: the closing summaries and the filter on Lightning's console lines."""
 
 import logging
+import warnings
 from pathlib import Path
 
-from hyperlab.console import DropAdvertisementsAndRepeats, run_summary, sweep_summary
+from hyperlab.console import DropAdvertisementsAndRepeats, quiet_lightning, run_summary, sweep_summary
 
 METRICS = {
     "val/acc": 0.98333,
@@ -78,3 +79,14 @@ def test_lightnings_info_lines_reach_the_log_file_but_not_the_console():
     (name,) = logging_cfg.handlers.console.filters
     assert logging_cfg.filters[name]["()"] == "hyperlab.console.LightningInfoToTheFileOnly"
     assert "filters" not in logging_cfg.handlers.file
+
+
+def test_the_logging_interval_warning_of_small_data_is_not_printed_but_other_warnings_are():
+    from lightning.pytorch.utilities import rank_zero_warn
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_lightning()
+        rank_zero_warn("The number of training batches (5) is smaller than the logging interval Trainer(...)")
+        rank_zero_warn("something else")
+    assert [str(w.message) for w in caught] == ["something else"]

@@ -51,6 +51,10 @@ def quiet_lightning() -> None:
             logger.addFilter(DropAdvertisementsAndRepeats())
     # Lightning 2.6 with torch 2.13 warns on every run about a torch-internal deprecation it has not caught up with.
     warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
+    # hyperlab's module logs its training metrics once an epoch (the running sums of training/supervised.py), so
+    # Lightning's warning that an epoch has fewer batches than log_every_n_steps says nothing about them; on small
+    # data every fold of every search trial printed it.
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval")
 
 
 def shown(path: str | Path | None) -> str:

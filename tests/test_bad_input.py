@@ -104,6 +104,7 @@ BAD_VALUES_ON = [
     ([], {"data.prefetch_factor": 2}, "data.prefetch_factor needs worker processes: set data.num_workers >= 1"),
     (TABLE, {"data.fit_rows": 0}, "data.fit_rows=0 is not allowed: must be an integer >= 1"),
     (TABLE, {"data.max_categories": 1}, "data.max_categories=1 is not allowed: must be an integer >= 2"),
+    (TABLE, {"data.min_frequency": 0}, "data.min_frequency=0 is not allowed: must be an integer >= 1"),
     (TABLE, {"data.split_column": ""}, "data.split_column='' is not allowed: must be null or a column name"),
     (TABLE, {"data.convert": 1}, "data.convert=1 is not allowed: must be true or false"),
     (TABLE, {"data.convert": True, "data.sampler": "weighted"}, "data.sampler='weighted' needs the table in memory"),

@@ -72,7 +72,7 @@ def test_imputation_statistics_come_from_the_train_rows_only(make_cfg, tmp_path,
             "split": ["train", "train", "train", "train", "test", "test", "test", "val", "val", "val"],
         }
     )
-    settings = ["data.split_column=split", "data.normalize=false", f"data.convert={convert}"]
+    settings = ["data.split_column=split", "data.normalize=false", "data.min_frequency=1", f"data.convert={convert}"]
     dm = datamodule(make_cfg, write(frame, tmp_path / "t.csv"), *settings, f"data.cache_dir={tmp_path}")
     test_x = features(dm, "test")
     assert test_x[:, 0].tolist() == [100.0, 100.0, 2.0]  # the missing size takes the train median (2.0), not 100
@@ -213,6 +213,20 @@ def test_max_categories_keeps_the_frequent_levels_and_shares_one_column_for_the_
     assert torch.all(rare[:, -1] == 1) and torch.all(rare[:, :4] == 0)  # every rare level: the shared column
 
 
+@pytest.mark.parametrize(
+    ("overrides", "columns"), [([], 40), (["data.min_frequency=20"], 21), (["data.max_categories=5"], 5)]
+)
+def test_a_level_with_min_frequency_train_rows_gets_a_column_of_its_own(make_cfg, tmp_path, overrides, columns):
+    # 40 levels, l00..l19 in 30 train rows each, l20..l39 in 12: every one is seen often enough to learn from
+    levels = [f"l{i:02d}" for i in range(20) for _ in range(30)]
+    levels += [f"l{i:02d}" for i in range(20, 40) for _ in range(12)]
+    frame = pd.DataFrame({"level": levels, "label": ["a", "b"] * (len(levels) // 2), "split": "train"})
+    frame.loc[[0, 1], "split"] = ["val", "test"]
+    path = write(frame, tmp_path / "t.csv")
+    dm = datamodule(make_cfg, path, "data.split_column=split", "data.normalize=false", *overrides)
+    assert dm.input_shape == (columns,)  # the default keeps all 40; 20 rows a level merges the 20 rarer ones
+
+
 def test_a_level_only_the_test_split_has_goes_to_the_infrequent_column(make_cfg, tmp_path):
     frame = pd.DataFrame(
         {
@@ -222,7 +236,7 @@ def test_a_level_only_the_test_split_has_goes_to_the_infrequent_column(make_cfg,
         }
     )
     dm = datamodule(make_cfg, write(frame, tmp_path / "t.csv"), "data.split_column=split", "data.normalize=false",
-                    "data.max_categories=2")  # fmt: skip
+                    "data.max_categories=2", "data.min_frequency=1")  # fmt: skip
     assert dm.input_shape == (2,)  # a, and b + c as the infrequent group
     assert dm.splits["train"].tensors[0][:, 1].tolist() == [0, 0, 0, 0, 1, 1]
     assert dm.splits["test"].tensors[0].tolist() == [[0.0, 1.0]]  # zebra: infrequent, not all zeros
@@ -230,7 +244,7 @@ def test_a_level_only_the_test_split_has_goes_to_the_infrequent_column(make_cfg,
 
 @pytest.mark.parametrize(
     "change",
-    ["the file's rows", "data.max_categories=2", "data.fit_rows=50", "data.normalize=false"],
+    ["the file's rows", "data.max_categories=2", "data.min_frequency=40", "data.fit_rows=50", "data.normalize=false"],
 )
 @pytest.mark.parametrize("convert", [False, True])
 def test_a_changed_table_or_setting_is_never_served_from_the_cache(make_cfg, tmp_path, convert, change):

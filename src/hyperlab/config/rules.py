@@ -126,6 +126,7 @@ RULES = [
     ("data.convert", lambda v: isinstance(v, bool), "true or false"),
     ("data.skip_undecodable", lambda v: isinstance(v, bool), "true or false"),
     ("data.max_categories", lambda v: is_integer(v) and v >= 2, "an integer >= 2"),
+    ("data.min_frequency", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     ("data.eval_batch_size", lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
     ("data.shuffle_seed", lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
     # data=table: the columns

@@ -26,7 +26,8 @@ def table_data(
     split_column: str | None = None,
     test_path: str | None = None,
     val_path: str | None = None,
-    max_categories: int = 20,
+    max_categories: int = 100,
+    min_frequency: int = 10,
     convert: bool = False,
     fit_rows: int = 100_000,
     **settings,
@@ -35,18 +36,19 @@ def table_data(
     StreamedTableDataModule over a memory-mapped shard of it, for tables larger than memory."""
     if convert:
         files = {"train": path, **({"test": test_path} if test_path else {}), **({"val": val_path} if val_path else {})}
-        return streamed(files, target, features, split_column, max_categories, fit_rows, settings)
+        return streamed(files, target, features, split_column, (max_categories, min_frequency), fit_rows, settings)
     load = partial(load_table, path, target, features, split_column, test_path, val_path)
-    return ArrayDataModule(load, encode=partial(encoder, max_categories=max_categories), **settings)
+    encode = partial(encoder, max_categories=max_categories, min_frequency=min_frequency)
+    return ArrayDataModule(load, encode=encode, **settings)
 
 
-def streamed(files: dict, target, features, split_column, max_categories, fit_rows, settings: dict):
+def streamed(files: dict, target, features, split_column, levels: tuple[int, int], fit_rows, settings: dict):
     """The streamed module from data=table's knobs: the split and loader ones it uses (the in-memory-only ones
     are refused at config time, hyperlab.config.rules)."""
     fields = {group: {f.name for f in dataclasses.fields(group)} for group in (Split, Loader)}
     split, loading = (group(**{k: v for k, v in settings.items() if k in names}) for group, names in fields.items())
     return StreamedTableDataModule(
-        files, target, features, split_column, max_categories, fit_rows,
+        files, target, features, split_column, levels, fit_rows,
         cache_dir=settings.get("cache_dir") or ".cache/tables", task=settings.get("task", "classification"),
         normalize=settings.get("normalize", True), split=split, loading=loading, augment=settings.get("augment"),
     )  # fmt: skip

@@ -40,9 +40,12 @@ def features_and_target(frame, columns: list[str], target: str):
     return features, frame[target].to_numpy(dtype=None if is_numeric_dtype(frame[target].dtype) else object)
 
 
-def encoder(train_rows, max_categories: int = 20):
+def encoder(train_rows, max_categories: int = 100, min_frequency: int = 10):
     """The ColumnTransformer for these columns (numeric: median + missing indicator; the rest: "missing" level +
-    one-hot), refusing a column that is missing in every train row."""
+    one-hot: a column per level seen in at least `min_frequency` train rows, at most `max_categories` a column, the
+    rest sharing one "infrequent" column), refusing a column that is missing in every train row. A frequency floor,
+    not only a count cap: a cap of 20 merged half the levels of a 40-level column though each had 60 rows
+    (bench/table_compete.py's churn: its region)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
@@ -53,7 +56,10 @@ def encoder(train_rows, max_categories: int = 20):
         raise ValueError(f"data.features: column(s) {empty} are missing in every train row; leave them out")
     numeric = list(train_rows.select_dtypes("number").columns)
     categorical = [c for c in train_rows.columns if c not in numeric]
-    one_hot = OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=max_categories, sparse_output=False)
+    one_hot = OneHotEncoder(
+        handle_unknown="infrequent_if_exist", max_categories=max_categories, min_frequency=min_frequency,
+        sparse_output=False,
+    )  # fmt: skip
     missing_level = SimpleImputer(strategy="constant", fill_value="missing")
     return ColumnTransformer(
         [

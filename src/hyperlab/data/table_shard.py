@@ -50,11 +50,12 @@ class StreamedTableDataModule(StreamedSplits, L.LightningDataModule):
 
     vocab_size = None
 
-    def __init__(self, files: dict, target: str, features, split_column, max_categories: int, fit_rows: int,
+    def __init__(self, files: dict, target: str, features, split_column, levels: tuple[int, int], fit_rows: int,
                  cache_dir: str, task: str, normalize: bool, split: Split, loading: Loader, augment=None):  # fmt: skip
+        """`levels`: (data.max_categories, data.min_frequency), the one-hot encoder's (hyperlab.data.table_io)."""
         super().__init__()
         self.files, self.target, self.features, self.split_column = files, target, features, split_column
-        self.max_categories, self.fit_rows, self.cache_dir = max_categories, fit_rows, Path(cache_dir)
+        self.levels, self.fit_rows, self.cache_dir = tuple(levels), fit_rows, Path(cache_dir)
         self.task, self.normalize, self.split, self.loading = task, normalize, split, loading
         self.batch_size, self.augment = loading.batch_size, augment
         self.splits: dict[str, Subset] = {}
@@ -102,7 +103,7 @@ class StreamedTableDataModule(StreamedSplits, L.LightningDataModule):
 
     def _key(self, columns: list[str]) -> str:
         names = sorted(self.files)  # which file is train, val or test
-        settings = [self.target, columns, self.split_column, self.max_categories, self.fit_rows, self.task, names]
+        settings = [self.target, columns, self.split_column, *self.levels, self.fit_rows, self.task, names]
         return fingerprint([settings, vars(self.split)], [Path(self.files[name]).resolve() for name in names])
 
     def _write_shard(self, folder: Path, columns: list[str]) -> None:
@@ -111,7 +112,7 @@ class StreamedTableDataModule(StreamedSplits, L.LightningDataModule):
         train = self.indices["train"]
         rng = np.random.default_rng(self.split.split_seed)
         sample = self._rows(columns, np.sort(rng.choice(train, min(self.fit_rows, len(train)), replace=False)))
-        encode = encoder(sample, self.max_categories).fit(sample)
+        encode = encoder(sample, *self.levels).fit(sample)
         folder.mkdir(parents=True, exist_ok=True)
         n = len(self.targets)  # every row with a target (nested CV over given splits leaves given test rows out)
         width = encode.transform(sample.iloc[:1]).shape[1]

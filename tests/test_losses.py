@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from hyperlab.builders import build_module
 from hyperlab.errors import ConfigError
-from hyperlab.training.losses import BinaryCrossEntropy, CrossEntropy, MeanSquaredError
+from hyperlab.training.losses import BinaryCrossEntropy, CrossEntropy, MeanSquaredError, MultiTask
 
 LOGITS = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 1.0, 1.0]])
 TARGET = torch.tensor([0, 2, 2, 1])
@@ -77,6 +77,21 @@ def test_language_model_cross_entropy_counts_every_position():
     expected = F.cross_entropy(logits.reshape(10, 7), target.reshape(10))
     assert CrossEntropy()(logits, target).item() == pytest.approx(expected.item(), rel=1e-6)
     assert CrossEntropy.scores(logits).shape == (2, 7, 5)  # torchmetrics' (B, C, T)
+
+
+@pytest.mark.parametrize(
+    "loss, output",
+    [
+        (CrossEntropy, torch.tensor([[0.1, 2.0, -1.0], [3.0, 0.0, 3.5]])),
+        (CrossEntropy, torch.randn(2, 5, 7)),  # a language model: a class per position
+        (BinaryCrossEntropy, torch.tensor([[0.0], [2.0], [-1.0], [1e-3]])),
+        (MultiTask, torch.tensor([[0.1, 2.0, -1.0, 9.0, 0.0], [3.0, 0.0, 3.5, 0.0, 9.0]])),  # the last two: aux
+    ],
+)
+def test_the_predicted_class_is_the_argmax_of_the_scores(loss, output):
+    """Training accuracy counts `predicted` (no softmax per step): the same classes as the scores' argmax."""
+    expected = loss.scores(output).argmax(1)  # (B, k) or (B, k, T)
+    assert torch.equal(loss.predicted(output), expected)
 
 
 def test_loss_knobs_reach_the_built_module(make_cfg):

@@ -153,6 +153,32 @@ def test_held_checkpoints_reach_the_disk_when_due_and_at_the_end(make_cfg, monke
         assert len(writes) <= 2 * len(written_at)
 
 
+def test_a_held_save_is_a_point_in_time_copy_of_every_tensor():
+    """Training goes on in place after a save: every tensor of the held copy is its own, at any depth, and the
+    containers keep their types (an OrderedDict state_dict, a namedtuple) and their other values."""
+    from collections import OrderedDict, namedtuple
+
+    from hyperlab.training.held_checkpoints import held_copy
+
+    Pair = namedtuple("Pair", "step lr")
+    weight, moment = torch.zeros(3), torch.ones(2)
+    checkpoint = {
+        "state_dict": OrderedDict(w=weight),
+        "optimizer_states": [{"state": {0: {"exp_avg": moment, "step": 7}}, "groups": ({"lr": 0.1},)}],
+        "pair": Pair(torch.tensor(1.0), 0.5),
+        "epoch": 3,
+    }
+    held = held_copy(checkpoint)
+    weight.add_(1.0), moment.mul_(5.0), checkpoint["pair"].step.add_(1.0)
+    assert type(held["state_dict"]) is OrderedDict and held["state_dict"]["w"].tolist() == [0.0, 0.0, 0.0]
+    assert held["optimizer_states"][0]["state"][0]["exp_avg"].tolist() == [1.0, 1.0]
+    assert held["optimizer_states"][0]["state"][0]["step"] == 7 and held["optimizer_states"][0]["groups"] == (
+        {"lr": 0.1},
+    )
+    assert type(held["pair"]) is Pair and held["pair"].step.item() == 1.0 and held["pair"].lr == 0.5
+    assert held["epoch"] == 3
+
+
 def test_no_model_checkpoint_means_no_checkpoints(make_cfg):
     cfg = make_cfg("callbacks.model_checkpoint=null", "trainer.max_epochs=2")
     val_acc = train(cfg)
@@ -228,6 +254,20 @@ def test_eval_batch_size_sets_the_validation_and_test_batches_only(make_cfg):
     assert {len(x) for x, _ in datamodule.train_dataloader()} == {64, 1257 - 19 * 64}
     default, _ = build_module(make_cfg())
     assert [len(x) for x, _ in default.val_dataloader()] == [180]  # 1024 by default: one batch
+
+
+def test_the_bar_stops_without_waiting_for_its_refresh_threads_sleep(make_cfg, monkeypatch):
+    """Lightning's bar joins its refresh thread at the end of fit, waiting out a sleep of 1/refresh_rate s; ours
+    tells the thread it is done and does not wait for it (here: a 1000 s sleep that would hang a join)."""
+    from lightning.pytorch.callbacks.progress import rich_progress
+
+    threads = []
+    monkeypatch.setattr(rich_progress._RefreshThread, "join", lambda self, *a: threads.append(self) or 1 / 0)
+    cfg = make_cfg("trainer.max_epochs=1", "callbacks.rich_progress_bar.refresh_rate=0.001", "test=false")
+    datamodule, module = build_module(cfg)
+    trainer = trainer_of(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    assert threads == [] and trainer.progress_bar_callback._progress_stopped
 
 
 def test_progress_bar_updates_every_n_batches_and_at_an_epochs_last(make_cfg):

@@ -70,6 +70,11 @@ class CrossEntropy(nn.Module):
         """Class probabilities in torchmetrics' layout: (B, k), or (B, k, T) for sequences."""
         return logits.softmax(-1).movedim(-1, 1)
 
+    @staticmethod
+    def predicted(logits: Tensor) -> Tensor:
+        """The class with the highest score, (B,) or (B, T): the argmax of the logits, no softmax needed."""
+        return logits.argmax(-1)
+
 
 class BinaryCrossEntropy(nn.Module):
     """Sigmoid cross-entropy on one logit for a two-class task; class weights weigh the rows of each class."""
@@ -98,6 +103,10 @@ class BinaryCrossEntropy(nn.Module):
     def scores(logits: Tensor) -> Tensor:
         p = logits.squeeze(-1).sigmoid()
         return torch.stack([1 - p, p], dim=-1)
+
+    @staticmethod
+    def predicted(logits: Tensor) -> Tensor:
+        return (logits.squeeze(-1) > 0).long()  # p > 1 - p; a tie (logit 0) is class 0, as argmax of the scores
 
 
 class MeanSquaredError(nn.Module):
@@ -158,6 +167,10 @@ class MultiTask(nn.Module):
     @staticmethod
     def scores(output: Tensor) -> Tensor:
         return output[..., :-2].softmax(-1)
+
+    @staticmethod
+    def predicted(output: Tensor) -> Tensor:
+        return output[..., :-2].argmax(-1)
 
 
 def distillation(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:

@@ -169,7 +169,7 @@ class Supervised(L.LightningModule):
         total, correct = self.train_sums
         total.add_(loss.detach(), alpha=n)
         if self.train_acc is not None:
-            correct.add_((self.loss.scores(output.detach()).argmax(1) == y).sum())
+            correct.add_((self.loss.predicted(output.detach()) == y).sum())  # argmax: no softmax per step
         self.train_count += n
 
     def on_train_epoch_end(self) -> None:

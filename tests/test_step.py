@@ -127,6 +127,25 @@ def test_checkpoint_cadence_in_steps(make_cfg):
     assert steps == [30, 60]
 
 
+def test_checkpoint_cadence_in_training_time(make_cfg, monkeypatch):
+    """train_time_interval: a save once that much training time has passed, checked after every step (here a
+    clock that advances 1 s a step and an interval of 25 s)."""
+    from lightning.pytorch.callbacks import model_checkpoint
+
+    clock = iter(range(10_000))
+    monkeypatch.setattr(model_checkpoint, "time", SimpleNamespace(monotonic=lambda: float(next(clock))))
+    folder = checkpoint_run(
+        make_cfg,
+        "+callbacks.model_checkpoint.train_time_interval={_target_:datetime.timedelta,seconds:25}",
+        "callbacks.model_checkpoint.every_n_epochs=null",
+        "callbacks.model_checkpoint.save_top_k=-1",
+        "callbacks.model_checkpoint.monitor=null",
+        "callbacks.model_checkpoint.filename='step_{step:03d}'",
+    )
+    steps = sorted(torch.load(p, weights_only=True)["global_step"] for p in folder.glob("step_*.ckpt"))
+    assert steps == [25, 50, 75]
+
+
 @pytest.mark.parametrize("every_s, written_at", [(3, [3, 6, 7]), (0, list(range(8)))])
 def test_held_checkpoints_reach_the_disk_when_due_and_at_the_end(make_cfg, monkeypatch, every_s, written_at):
     """A clock that reads the epoch: saves held with write_every_s=3 are written after epochs 3 and 6 and at the

@@ -306,6 +306,33 @@ def test_overrides_from_the_command_line_reach_the_run(tmp_path):
     assert yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())[:2] == ["optimizer=adamw", "lr=3e-4"]
 
 
+def test_a_sweeps_dir_under_the_working_directory_resolves_before_any_job(monkeypatch):
+    """The sweep dir is ${paths.log_dir}/... under ${hydra:runtime.cwd}; Hydra sets the config that resolver reads
+    only per job, so the sweeper could not read its own dir ("HydraConfig was not set") unless paths.log_dir was
+    given. The Hydra callback of conf/hydra/default.yaml sets it when the multirun starts."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+    from omegaconf.errors import InterpolationResolutionError
+
+    from hyperlab.config.cli import compose_with_hydra
+
+    cfg = compose_with_hydra(["hparams_search=tpe"])
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # as under -m before the first job
+    with pytest.raises(InterpolationResolutionError, match="HydraConfig was not set"):
+        str(cfg.hydra.sweep.dir)
+    for callback in cfg.hydra.callbacks.values():
+        instantiate(callback).on_multirun_start(config=cfg)
+    assert cfg.hydra.sweep.dir == f"{cfg.hydra.runtime.cwd}/logs/train/studies/{cfg.hydra.sweeper.study_name}"
+
+
+@pytest.mark.slow
+def test_a_sweep_with_no_paths_given_writes_under_the_working_directory(tmp_path):
+    result = run_cli("train.py", "-m", "lr=1e-3,3e-4", "trainer.max_epochs=1", "callbacks=none", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
+    assert sorted(p.name for p in sweep.iterdir() if (p / "metrics.json").is_file()) == ["0", "1"]
+
+
 @pytest.mark.slow
 def test_multirun_grid_runs_every_combination_once(tmp_path):
     result = run_cli(

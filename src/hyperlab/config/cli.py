@@ -7,6 +7,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from hyperlab.config import schema  # noqa: F401  (registers train_schema, which conf/train.yaml names)
@@ -39,6 +40,19 @@ def refuse_a_search_space_without_multirun(args: list[str]) -> None:
             f"error: {key} sets a search space, which only a sweep reads: add -m "
             f"(python train.py -m hparams_search=... {spaces[0]})"
         )
+
+
+class HydraConfigBeforeTheJobs(Callback):
+    """A Hydra callback (conf/hydra/default.yaml): under `-m`, Hydra's config for the sweep before any job runs.
+
+    The sweep dir is under ${paths.root_dir}, which is ${hydra:runtime.cwd}; Hydra sets the config that resolver
+    reads only for each job, after the sweeper has read the sweep dir, so a sweep without a `paths.log_dir`
+    override stopped with "HydraConfig was not set". Each job's own config replaces this one, as before."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        HydraConfig.instance().set_config(config)
 
 
 def in_multirun() -> bool:

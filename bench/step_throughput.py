@@ -127,20 +127,21 @@ def lightning_lean(overrides: list[str], epochs: int):
     """Lightning's floor for this setting: Lean on the same in-memory batches, a Trainer with no callbacks, logger,
     progress bar, checkpoints or sanity check."""
     _, datamodule, module = built(overrides, epochs)
-    lean = Lean(copy.deepcopy(module.net))
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        accelerator="gpu" if DEVICE.type == "cuda" else "cpu",
-        devices=1,
+    trainer = plain_trainer(epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    return fitting(trainer, Lean(copy.deepcopy(module.net)), datamodule)
+
+
+def plain_trainer(epochs: int, **settings) -> L.Trainer:
+    """A Trainer built by hand (no hyperlab): `settings` on top of no model summary and no sanity check."""
+    device = "gpu" if DEVICE.type == "cuda" else "cpu"
+    return L.Trainer(
+        max_epochs=epochs, enable_model_summary=False, num_sanity_val_steps=0, accelerator=device, devices=1, **settings
     )
 
+
+def fitting(trainer: L.Trainer, module: L.LightningModule, datamodule):
     def fit() -> int:
-        trainer.fit(lean, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule)
         return trainer.global_step
 
     return fit
@@ -166,12 +167,11 @@ def lightning_stock(overrides: list[str], epochs: int, checkpoints: bool = True)
     """Lightning's floor with what hyperlab's default run has on: Logged, and Lightning's own ModelCheckpoint
     (best by val/loss and last.ckpt, written every epoch; or none), LearningRateMonitor, RichProgressBar and
     CSVLogger."""
-    cfg, datamodule, module = built(overrides, epochs)
-    logged = Logged(copy.deepcopy(module.net))
+    _, datamodule, module = built(overrides, epochs)
     folder = tempfile.mkdtemp()
     saves = [L.pytorch.callbacks.ModelCheckpoint(f"{folder}/checkpoints", monitor="val/loss", save_last=True)]
-    trainer = L.Trainer(
-        max_epochs=epochs,
+    trainer = plain_trainer(
+        epochs,
         logger=L.pytorch.loggers.CSVLogger(folder, name="csv", version=""),
         callbacks=[
             *(saves if checkpoints else []),
@@ -179,17 +179,8 @@ def lightning_stock(overrides: list[str], epochs: int, checkpoints: bool = True)
             L.pytorch.callbacks.RichProgressBar(),
         ],
         enable_checkpointing=checkpoints,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        accelerator="gpu" if DEVICE.type == "cuda" else "cpu",
-        devices=1,
     )
-
-    def fit() -> int:
-        trainer.fit(logged, datamodule=datamodule)
-        return trainer.global_step
-
-    return fit
+    return fitting(trainer, Logged(copy.deepcopy(module.net)), datamodule)
 
 
 def synchronize() -> None:

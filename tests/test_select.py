@@ -636,6 +636,39 @@ def test_the_verdict_weighs_the_margin_against_the_nets_standard_error(net_se, v
     assert "svc 0.9900 ± 0.0040 vs the selected net's 0.9800" in line
 
 
+def test_boosting_stops_early_only_where_its_held_out_tenth_holds_every_class():
+    """HistGradientBoosting's early stopping splits off 10% of the fold by class: on ACSF1's 3-fold search (67 train
+    rows, 10 classes) scikit-learn refused that split and the whole baseline table failed. There it runs all its
+    rounds; on digits' folds (1150 rows) it still stops early."""
+    from hyperlab.search.baselines import estimators
+
+    x = np.random.default_rng(0).normal(size=(67, 4))
+    y = np.arange(67) % 10
+    small, _ = estimators("classification", train_rows=67, classes=10)["hgb"]
+    assert small.early_stopping is False and small.set_params(max_iter=5).fit(x, y).n_iter_ == 5
+    unaware, _ = estimators("classification")["hgb"]
+    with pytest.raises(ValueError, match="should be greater or equal to the number of classes"):
+        unaware.fit(x, y)
+    assert estimators("classification", train_rows=1150, classes=10)["hgb"][0].early_stopping is True
+
+
+def test_a_baseline_that_cannot_fit_is_left_out_and_said_the_others_are_scored(tmp_path, monkeypatch, capsys):
+    from sklearn.linear_model import LogisticRegression
+
+    from hyperlab.config.cli import compose
+    from hyperlab.search import baselines
+
+    class Refuses(LogisticRegression):
+        def fit(self, x, y):
+            raise ValueError("these rows cannot be fitted")
+
+    found = {"broken": (Refuses(), {"C": [1.0]}), "logreg": (LogisticRegression(max_iter=500), {"C": [1.0]})}
+    monkeypatch.setattr(baselines, "estimators", lambda *args: found)
+    rows = baselines.score(compose(["data=wine", "data.num_folds=3"], tmp_path).data, "val/acc")
+    assert [r["job"] for r in rows] == ["sklearn:logreg"] and rows[0]["test_metric"] > 0.9
+    assert "the baseline sklearn:broken failed on these rows and is left out" in capsys.readouterr().out
+
+
 def test_signals_get_the_time_series_baselines_and_dtw_only_for_short_series():
     from hyperlab.search.baselines import signal_estimators
 

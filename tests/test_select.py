@@ -669,11 +669,12 @@ def test_a_baseline_that_cannot_fit_is_left_out_and_said_the_others_are_scored(t
     assert "the baseline sklearn:broken failed on these rows and is left out" in capsys.readouterr().out
 
 
-def test_signals_get_the_time_series_baselines_and_dtw_only_for_short_series():
+def test_signals_get_the_time_series_baselines_and_dtw_only_where_its_tables_are_affordable():
     from hyperlab.search.baselines import signal_estimators
 
-    assert list(signal_estimators((1, 24))) == ["minirocket", "1nn_dtw"]
-    assert list(signal_estimators((1, 1460))) == ["minirocket"]  # ACSF1: DTW's length^2 is hours on 2 cores
+    assert list(signal_estimators((1, 24), 67, 1029)) == ["minirocket", "1nn_dtw"]  # ItalyPowerDemand
+    assert list(signal_estimators((1, 1460), 100, 100)) == ["minirocket", "1nn_dtw"]  # ACSF1: 130 s of DTW
+    assert list(signal_estimators((1, 1460), 1000, 1000)) == ["minirocket"]  # 100x that: an hour and more
     pipeline, _ = signal_estimators((6, 100))["minirocket"]
     assert pipeline[0].transform(np.zeros((3, 600))).shape == (3, 6, 100)  # flattened rows back to (N, C, L)
 

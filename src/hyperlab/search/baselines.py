@@ -100,7 +100,12 @@ def score(data: DictConfig, metric: str, keep: Path | None = None) -> list[dict]
         for family, (estimator, grid) in estimators(rows["task"], train_rows, classes).items()
     }
     if rows["task"] == "classification" and len(rows["shape"]) == 2:  # 1-D signals (C, L)
-        candidates.update({f"aeon:{family}": found for family, found in signal_estimators(rows["shape"], len(rows["y"]), len(rows["y_test"])).items()})
+        candidates.update(
+            {
+                f"aeon:{family}": found
+                for family, found in signal_estimators(rows["shape"], len(rows["y"]), len(rows["y_test"])).items()
+            }
+        )
     results = []
     for job, (pipeline, grid) in candidates.items():
         search = GridSearchCV(pipeline, grid, scoring=SCORERS[name], cv=rows["folds"], n_jobs=-1)

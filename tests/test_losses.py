@@ -94,6 +94,27 @@ def test_the_predicted_class_is_the_argmax_of_the_scores(loss, output):
     assert torch.equal(loss.predicted(output), expected)
 
 
+@pytest.mark.parametrize("has_predicted", [True, False])
+def test_training_accuracy_counts_the_predicted_class_with_or_without_a_losss_predicted(has_predicted):
+    """A loss written for a fork may offer only `scores`: training accuracy then takes the argmax of the scores."""
+    from torch import nn
+
+    from hyperlab.training.supervised import Supervised
+
+    class ScoresOnly(nn.Module):
+        scores = staticmethod(CrossEntropy.scores)
+
+        def forward(self, logits, target):
+            return F.cross_entropy(logits, target)
+
+    loss = CrossEntropy() if has_predicted else ScoresOnly()
+    module = Supervised(nn.Linear(3, 3), loss, optimizer=torch.optim.SGD)
+    output, y = torch.tensor([[2.0, 0.0, 1.0], [0.0, 3.0, 1.0], [0.0, 0.0, 1.0]]), torch.tensor([0, 2, 2])
+    module._log_train(torch.tensor(0.5), output, y)
+    total, correct = module.train_sums
+    assert correct.item() == 2 and total.item() == 1.5 and module.train_count == 3
+
+
 def test_loss_knobs_reach_the_built_module(make_cfg):
     _, module = build_module(make_cfg("loss.label_smoothing=0.2", "loss.class_weights=balanced"))
     assert module.loss.label_smoothing == 0.2 and module.loss.class_weight.shape == (10,)

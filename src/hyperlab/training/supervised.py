@@ -169,7 +169,11 @@ class Supervised(L.LightningModule):
         total, correct = self.train_sums
         total.add_(loss.detach(), alpha=n)
         if self.train_acc is not None:
-            correct.add_((self.loss.predicted(output.detach()) == y).sum())  # argmax: no softmax per step
+            output = output.detach()  # a loss's `predicted` (the argmax of its logits) skips the softmax per step
+            classes = (
+                self.loss.predicted(output) if hasattr(self.loss, "predicted") else self.loss.scores(output).argmax(1)
+            )
+            correct.add_((classes == y).sum())
         self.train_count += n
 
     def on_train_epoch_end(self) -> None:

@@ -50,6 +50,21 @@ def test_train_loss_and_accuracy_from_on_device_sums_equal_the_epoch_means(make_
     assert float(logged["train/acc"]) == pytest.approx((logits.argmax(1) == y).float().mean().item(), abs=1e-6)
 
 
+def test_the_attributes_set_every_step_bypass_the_modules_setattr_checks(make_cfg, monkeypatch):
+    """Lightning names its current hook on the module ~40 times a step; that and the running sums skip
+    nn.Module.__setattr__ (its parameter/buffer/submodule checks), and the sums still come out right (the test
+    above)."""
+    cfg = make_cfg("trainer.max_epochs=1", "callbacks=none", "test=false", "logger=[]")
+    datamodule, module = build_module(cfg)
+    checked = []
+    original = torch.nn.Module.__setattr__
+    monkeypatch.setattr(torch.nn.Module, "__setattr__", lambda m, k, v: checked.append(k) or original(m, k, v))
+    trainer_of(cfg).fit(module, datamodule=datamodule)
+    assert module._current_fx_name is None and module.train_sums is None and module.train_count > 0
+    assert not {"_current_fx_name", "train_sums", "train_count"} & set(checked)
+    assert "training" in checked  # the rest still goes through nn.Module (train()/eval() set `training`)
+
+
 class FakeTrainer(SimpleNamespace):
     log_every_n_steps = 10
     current_epoch = 1
@@ -83,6 +98,25 @@ def checkpoint_run(make_cfg, *overrides: str):
     cfg = make_cfg("trainer.max_epochs=4", "callbacks.early_stopping=null", "test=false", *overrides)
     train(cfg)
     return Path(cfg.paths.output_dir) / "checkpoints"
+
+
+def test_monitor_candidates_are_lightnings_copied_without_deepcopy(make_cfg):
+    """The metrics a checkpoint decision reads: Lightning's values, epoch and step, as copies that later logging
+    cannot change."""
+    from lightning.pytorch.callbacks import ModelCheckpoint as LightningCheckpoint
+
+    cfg = make_cfg("trainer.max_epochs=2", "test=false", "logger=[]", "callbacks.lr_monitor=null")
+    datamodule, module = build_module(cfg)
+    trainer = trainer_of(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    ours = trainer.checkpoint_callback._monitor_candidates(trainer)
+    theirs = LightningCheckpoint._monitor_candidates(trainer.checkpoint_callback, trainer)
+    assert ours.keys() == theirs.keys() >= {"val/loss", "train/acc", "epoch", "step"}
+    for key in ours:
+        assert torch.equal(ours[key], theirs[key]) and ours[key].dtype == theirs[key].dtype, key
+    assert (int(ours["epoch"]), int(ours["step"])) == (2, 40)  # after fit: two epochs done, 20 steps each
+    ours["val/loss"].add_(1.0)
+    assert trainer.callback_metrics["val/loss"] == theirs["val/loss"]
 
 
 def test_last_is_a_hard_link_to_the_best_when_they_hold_the_same_state(make_cfg):

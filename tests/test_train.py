@@ -166,14 +166,14 @@ def test_same_seed_same_metrics_and_another_seed_differs(make_cfg, tmp_path):
 
 @pytest.mark.parametrize("stored_as", ["tensor", "list of ints (checkpoints before 2026-12-06)"])
 def test_the_rng_states_a_checkpoint_stores_are_the_ones_a_resume_draws_from(stored_as, tmp_path):
-    """RestoreRNG's state (torch and Python) survives a weights-only save and load, and a resume applies it: the
+    """RunState's RNG state (torch and Python) survives a weights-only save and load, and a resume applies it: the
     next draws are those the saving run made next. The Python state is one tensor; the older list still loads."""
     import random
 
-    from hyperlab.training.callbacks import RestoreRNG
+    from hyperlab.training.callbacks import RunState
 
     random.seed(3), torch.manual_seed(3)
-    state = RestoreRNG().state_dict()
+    state = RunState({}).state_dict()
     if stored_as != "tensor":
         state["python"][1] = state["python"][1].tolist()
     else:
@@ -181,7 +181,8 @@ def test_the_rng_states_a_checkpoint_stores_are_the_ones_a_resume_draws_from(sto
     expected = [random.random() for _ in range(3)], torch.rand(3)
     path = tmp_path / "rng.pt"
     torch.save(state, path)
-    resumed = RestoreRNG()
+    resumed = RunState({})
+    assert resumed.state_key == "RestoreRNG"  # its name in checkpoints before 2026-12-06, which still resume
     resumed.load_state_dict(torch.load(path, weights_only=True))
     random.seed(0), torch.manual_seed(0)  # a fresh process draws something else ...
     resumed.on_train_start(None, None)  # ... until the checkpoint's states are applied

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from hyperlab.config.key_errors import key_errors
 from hyperlab.errors import ConfigError
 from hyperlab.training.branches import SaveAtSteps
-from hyperlab.training.callbacks import CheckMonitors, RestoreRNG, StopOnNonFiniteLoss, StoreRunConfig
+from hyperlab.training.callbacks import CheckMonitors, RunState, StopOnNonFiniteLoss
 from hyperlab.training.finetune import FreezeBackbone
 
 
@@ -33,7 +33,7 @@ def run_callbacks(
     """The callbacks every run has (its config in each checkpoint, the RNG restored on resume, a stop at the first
     non-finite loss, the monitored keys checked), then a stable run's saves, fine-tuning's and a study trial's
     when they are set."""
-    callbacks = [StoreRunConfig(config), RestoreRNG(), StopOnNonFiniteLoss(), CheckMonitors(optimized_metric)]
+    callbacks = [RunState(config), StopOnNonFiniteLoss(), CheckMonitors(optimized_metric)]
     scheduler = config.get("scheduler") or {}
     if scheduler.get("save_at"):  # a stable run's saves for cooldown branches (scheduler=wsd)
         checkpoints = Path(config["paths"]["output_dir"]) / "checkpoints"

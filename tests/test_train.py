@@ -269,6 +269,20 @@ def test_debug_overfit_drives_train_loss_to_zero(make_cfg):
     assert runs.read_metrics(out)["trainer/global_step"] == 60
 
 
+def test_the_default_profiler_opens_one_shared_no_op_context_and_simple_still_profiles(make_cfg):
+    """trainer.profiler's default does nothing at no cost (one shared nullcontext, not a new generator-based one
+    around each of Lightning's ~60 hook calls a step); a named profiler still replaces it."""
+    import contextlib
+
+    from lightning.pytorch.profilers import SimpleProfiler
+
+    from tests.conftest import trainer_of
+
+    profiler = trainer_of(make_cfg()).profiler
+    assert isinstance(profiler.profile("a"), contextlib.nullcontext) and profiler.profile("a") is profiler.profile("b")
+    assert isinstance(trainer_of(make_cfg("trainer.profiler=simple")).profiler, SimpleProfiler)
+
+
 def test_debug_profiler_writes_a_report(make_cfg):
     train(make_cfg("debug=profiler", "trainer.max_epochs=1", "test=false", fast=False))
     report = (Path(make_cfg().paths.output_dir) / "fit-profile.txt").read_text()

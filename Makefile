@@ -46,6 +46,7 @@ test-gpu: install
 bench: install
 	$(PY) bench/step_throughput.py
 	$(PY) bench/checkpoint_floor.py
+	$(PY) bench/callback_costs.py
 	$(PY) bench/profile_step.py
 	$(PY) bench/hook_times.py --setting mlp-256
 	$(PY) bench/startup.py

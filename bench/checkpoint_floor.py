@@ -26,7 +26,7 @@ import warnings
 from pathlib import Path
 
 from omegaconf import OmegaConf
-from report import publish
+from report import Clock, publish
 
 from hyperlab.builders import build_module, build_trainer, run_callbacks
 from hyperlab.config.cli import compose
@@ -58,29 +58,6 @@ def files_left(run_dir: Path) -> list[int]:
     return sorted(inodes.values())
 
 
-HOOKS = ("on_train_batch_end", "on_train_epoch_end", "on_validation_end", "on_train_end")
-
-
-def clock_hooks(checkpoint) -> list[float]:
-    """Time spent inside the checkpoint callback's hooks (its saves, the state dump and copy, the writes), summed
-    over the fit into the returned one-element list: what checkpoints cost, read without the noise of two fits."""
-    spent = [0.0]
-
-    def timed(hook):
-        def run(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return hook(*args, **kwargs)
-            finally:
-                spent[0] += time.perf_counter() - start
-
-        return run
-
-    for name in HOOKS:  # Lightning looks hooks up on the instance, so these shadow the class's
-        setattr(checkpoint, name, timed(getattr(checkpoint, name)))
-    return spent
-
-
 def fit_seconds(overrides: list[str]) -> tuple[float, list[int], float]:
     """The fit's wall seconds, the sizes of the checkpoint files it left, and its seconds inside checkpointing."""
     run_dir = tempfile.mkdtemp(dir=Path(__file__).resolve().parents[1] / "logs")
@@ -92,14 +69,16 @@ def fit_seconds(overrides: list[str]) -> tuple[float, list[int], float]:
         cfg.logger,
         run_callbacks(OmegaConf.to_container(cfg, resolve=True), cfg.optimized_metric),
     )
-    spent = clock_hooks(trainer.checkpoint_callback) if trainer.checkpoint_callback else [0.0]
+    clock = Clock()  # what checkpoints cost, read from this fit alone, without the noise of comparing two fits
+    if trainer.checkpoint_callback:
+        clock.wrap_callback("checkpoints", trainer.checkpoint_callback)
     gc.collect()  # each fit starts with the same garbage: none
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     seconds = time.perf_counter() - start
     sizes = files_left(Path(run_dir))
     shutil.rmtree(run_dir), shutil.rmtree(SHM, ignore_errors=True)
-    return seconds, sizes, spent[0]
+    return seconds, sizes, clock.spent.get("checkpoints", 0.0)
 
 
 def plain_writes(sizes: list[int], repeats: int = 7) -> float:

@@ -48,3 +48,39 @@ def kept(partial: Path, key: str, compute):
         done[key] = compute()
         partial.write_text(json.dumps(done, indent=1))
     return done[key]
+
+
+class Clock:
+    """Wall seconds spent inside wrapped methods, summed per part. A call made while another wrapped call runs
+    counts for the outer one only (the LR monitor's logging is the monitor's), so the parts add up."""
+
+    def __init__(self):
+        self.spent: dict[str, float] = {}
+        self.depth = 0
+
+    def wrap(self, part: str, owner, name: str) -> None:
+        """Time `owner.name` under `part`; an attribute set on an instance shadows its class's method."""
+        method = getattr(owner, name)
+        self.spent.setdefault(part, 0.0)
+
+        def timed(*args, **kwargs):
+            if self.depth:
+                return method(*args, **kwargs)
+            self.depth += 1
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.spent[part] += time.perf_counter() - start
+                self.depth -= 1
+
+        setattr(owner, name, timed)
+
+    def wrap_callback(self, part: str, callback) -> None:
+        """Every hook `callback`'s class overrides (Lightning looks hooks up on the instance): its own work, not
+        Lightning's dispatch to it."""
+        from lightning.pytorch import Callback
+
+        for name, base in vars(Callback).items():
+            if not name.startswith("_") and callable(base) and getattr(type(callback), name) is not base:
+                self.wrap(part, callback, name)

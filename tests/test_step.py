@@ -323,6 +323,29 @@ def test_the_bar_stops_without_waiting_for_its_refresh_threads_sleep(make_cfg, m
     assert threads == [] and trainer.progress_bar_callback._progress_stopped
 
 
+def test_the_bar_draws_on_its_refresh_thread_not_on_the_training_thread(make_cfg, monkeypatch):
+    """rich redraws the whole bar on the calling thread when a task is added or reset (twice an epoch under
+    Lightning's bar); ours leaves every frame to the refresh thread but the first (drawn by rich's start) and the
+    last (drawn at stop)."""
+    from rich.live import Live
+
+    drawn_while_training = []
+    refresh = Live.refresh
+
+    def recording(live):
+        if live.is_started and threading.current_thread() is threading.main_thread():
+            drawn_while_training.append(1)
+        return refresh(live)
+
+    monkeypatch.setattr(Live, "refresh", recording)
+    cfg = make_cfg("trainer.max_epochs=3", "callbacks.early_stopping=null", "test=false")
+    datamodule, module = build_module(cfg)
+    trainer = trainer_of(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    assert trainer.current_epoch == 3 and trainer.progress_bar_callback._progress_stopped
+    assert drawn_while_training == [1]  # the first frame; Lightning's bar: 7 more here
+
+
 def test_progress_bar_updates_every_n_batches_and_at_an_epochs_last(make_cfg):
     """The rich bar's per-batch update (count, metrics, redraw request) runs every n-th batch and at the last."""
     cfg = make_cfg(

@@ -393,7 +393,8 @@ def main() -> None:
             "Step throughput (GPU)", f"python bench/step_throughput.py --device cuda --repeats {args.repeats}", body
         )
         return
-    publish("Step throughput", "python bench/step_throughput.py", body)
+    chosen = "" if args.only == parser.get_default("only") else f" --only {' '.join(args.only)}"
+    publish("Step throughput", f"python bench/step_throughput.py --repeats {args.repeats}{chosen}", body)
 
 
 if __name__ == "__main__":

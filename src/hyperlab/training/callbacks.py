@@ -168,9 +168,9 @@ class WeightHistograms(L.Callback):
 
 class RichProgressBar(callbacks.RichProgressBar):
     """Lightning's rich progress bar, brought up to date every `every_n_batches` batches and at a loop's last batch
-    rather than after every batch (its task's count, the metrics read from the trainer, a redraw request). The
-    default MLP on 2 CPU cores, 5 interleaved rounds: 543 steps/s without a bar, 479 with Lightning's, 492-502
-    with this one at 10-30 redraws a second."""
+    rather than after every batch (its task's count, the metrics read from the trainer, a redraw request), drawn
+    by its refresh thread only, and stopped without waiting for that thread. What it costs a default epoch:
+    bench/results.md, "Callback costs"."""
 
     def __init__(self, every_n_batches: int = 10, **kwargs):
         super().__init__(**kwargs)

@@ -32,9 +32,10 @@ train: install
 test: install
 	$(PY) -m pytest -n auto -m "not slow and not ddp and not postgres and not fault and not gpu" -q $(ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
-# Slower tiers: full training runs, CLI subprocesses, notebooks, 2-process DDP, sweeps on PostgreSQL.
+# Slower tiers: full training runs, CLI subprocesses, notebooks, 2-process DDP, sweeps on PostgreSQL; also one
+# worker per core (most of these tests wait on subprocesses that start single-threaded).
 test-slow: install
-	$(PY) -m pytest -m "slow or ddp or postgres or fault" -q $(ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+	$(PY) -m pytest -n auto -m "slow or ddp or postgres or fault" -q $(ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 test-full: test test-slow
 

@@ -17,6 +17,9 @@ if WORKERS > 1:
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // WORKERS))
 
+# What `make test` runs (the Makefile's marker expression, held equal by tests/test_fork.py)
+FAST_TIER = "not slow and not ddp and not postgres and not fault and not gpu"
+
 # Small, quick runs: 2 epochs of digits.
 FAST = ["trainer.max_epochs=2"]
 

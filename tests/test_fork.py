@@ -10,7 +10,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from tests.conftest import CONF, ROOT
+from tests.conftest import CONF, FAST_TIER, ROOT
 
 
 def copy_of_the_template(dest):
@@ -51,8 +51,8 @@ def test_renamed_copy_passes_its_own_fast_tier(tmp_path):
     assert "_target_: myproject.models.MLP" in (copy / "conf" / "model" / "mlp.yaml").read_text()
     assert (copy / "README.md").read_text().startswith("# myproject\n")
     env = {**os.environ, "PYTHONPATH": str(copy / "src")}
-    tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow and not ddp"],
+    tests = subprocess.run(  # as the fork's `make test` runs it: one worker per core
+        [sys.executable, "-m", "pytest", "-n", "auto", "-q", "-p", "no:cacheprovider", "-m", FAST_TIER],
         cwd=copy,
         capture_output=True,
         text=True,
@@ -61,6 +61,10 @@ def test_renamed_copy_passes_its_own_fast_tier(tmp_path):
     )
     assert tests.returncode == 0, tests.stdout[-3000:]
     assert " passed" in tests.stdout.splitlines()[-1] and "failed" not in tests.stdout.splitlines()[-1]
+
+
+def test_the_fork_runs_the_tier_make_test_runs():
+    assert f'-m "{FAST_TIER}"' in (ROOT / "Makefile").read_text()
 
 
 def test_machine_local_settings_in_conf_local_apply_and_are_git_ignored(tmp_path):

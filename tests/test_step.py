@@ -346,6 +346,25 @@ def test_the_bar_draws_on_its_refresh_thread_not_on_the_training_thread(make_cfg
     assert drawn_while_training == [1]  # the first frame; Lightning's bar: 7 more here
 
 
+def test_the_bar_keeps_one_validation_task_however_many_epochs(make_cfg):
+    """Lightning's bar adds a validation task per validation run and keeps them all (hidden); ours resets one, which
+    still counts each run's batches and hides at its end."""
+    cfg = make_cfg("trainer.max_epochs=4", "callbacks.early_stopping=null", "test=false")
+    datamodule, module = build_module(cfg)
+    trainer = trainer_of(cfg)
+    bar, seen = trainer.progress_bar_callback, []
+    end = bar.on_validation_epoch_end
+    bar.on_validation_epoch_end = lambda trainer, module: (
+        seen.append([(t.description, t.completed, t.total, t.visible) for t in bar.progress.tasks][1:]),
+        end(trainer, module),
+    )
+    trainer.fit(module, datamodule=datamodule)
+    validations = [run for run in seen if run]  # the sanity check's end sees no task but its own
+    assert [run[-1][1:] for run in validations] == [(1, 1, True)] * 4  # each run's one batch, shown
+    assert [t.description for t in bar.progress.tasks[::2]] == ["Sanity Checking", "Validation"]
+    assert len(bar.progress.tasks) == 3 and not bar.progress.tasks[-1].visible  # Lightning's: 6
+
+
 def test_progress_bar_updates_every_n_batches_and_at_an_epochs_last(make_cfg):
     """The rich bar's per-batch update (count, metrics, redraw request) runs every n-th batch and at the last."""
     cfg = make_cfg(

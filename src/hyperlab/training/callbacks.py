@@ -188,6 +188,16 @@ class RichProgressBar(callbacks.RichProgressBar):
         if self.is_disabled or self._due(batch_idx, self.total_val_batches_current_dataloader):
             super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
 
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        # Lightning adds a new validation task at every validation run and only hides the old one: a run of n
+        # epochs keeps n tasks, each walked at every frame. Reset the one there is instead.
+        if self.is_disabled or trainer.sanity_checking or self.val_progress_bar_id is None:
+            return super().on_validation_batch_start(trainer, pl_module, batch, batch_idx, dataloader_idx)
+        if self.has_dataloader_changed(dataloader_idx):
+            total = self.total_val_batches_current_dataloader
+            self.progress.reset(self.val_progress_bar_id, total=total, visible=False)
+            self.refresh()
+
     def _init_progress(self, trainer) -> None:
         super()._init_progress(trainer)
         progress = self.progress

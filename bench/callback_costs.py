@@ -24,12 +24,8 @@ import time
 import warnings
 from pathlib import Path
 
-from omegaconf import OmegaConf
-from report import Clock, publish
+from report import Clock, publish, run_objects
 from rich.live import Live
-
-from hyperlab.builders import build_module, build_trainer, run_callbacks
-from hyperlab.config.cli import compose
 
 warnings.filterwarnings("ignore")
 logging.getLogger("lightning").setLevel(logging.ERROR)
@@ -84,10 +80,7 @@ def part_of(callback) -> str:
 def timed_fit(overrides: list[str]) -> tuple[float, dict[str, float]]:
     """The fit's wall seconds and the seconds spent inside each part."""
     run_dir = tempfile.mkdtemp(dir=Path(__file__).resolve().parents[1] / "logs")
-    cfg = compose(overrides, run_dir)
-    datamodule, module = build_module(cfg)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    trainer = build_trainer(cfg.trainer, cfg.callbacks, cfg.logger, run_callbacks(config, cfg.optimized_metric))
+    datamodule, module, trainer = run_objects(overrides, run_dir)
     clock = Clock()
     for callback in trainer.callbacks:
         clock.wrap_callback(part_of(callback), callback)

@@ -25,11 +25,7 @@ import time
 import warnings
 from pathlib import Path
 
-from omegaconf import OmegaConf
-from report import Clock, publish
-
-from hyperlab.builders import build_module, build_trainer, run_callbacks
-from hyperlab.config.cli import compose
+from report import Clock, publish, run_objects
 
 warnings.filterwarnings("ignore")
 logging.getLogger("lightning").setLevel(logging.ERROR)
@@ -61,14 +57,7 @@ def files_left(run_dir: Path) -> list[int]:
 def fit_seconds(overrides: list[str]) -> tuple[float, list[int], float]:
     """The fit's wall seconds, the sizes of the checkpoint files it left, and its seconds inside checkpointing."""
     run_dir = tempfile.mkdtemp(dir=Path(__file__).resolve().parents[1] / "logs")
-    cfg = compose(overrides, run_dir)
-    datamodule, module = build_module(cfg)
-    trainer = build_trainer(
-        cfg.trainer,
-        cfg.callbacks,
-        cfg.logger,
-        run_callbacks(OmegaConf.to_container(cfg, resolve=True), cfg.optimized_metric),
-    )
+    datamodule, module, trainer = run_objects(overrides, run_dir)
     clock = Clock()  # what checkpoints cost, read from this fit alone, without the noise of comparing two fits
     if trainer.checkpoint_callback:
         clock.wrap_callback("checkpoints", trainer.checkpoint_callback)

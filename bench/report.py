@@ -50,6 +50,21 @@ def kept(partial: Path, key: str, compute):
     return done[key]
 
 
+def run_objects(overrides: list[str], run_dir: str):
+    """train.py's data module, module and Trainer for `overrides`, writing under `run_dir` (the run's config in its
+    checkpoints, as train.py stores it)."""
+    from omegaconf import OmegaConf
+
+    from hyperlab.builders import build_module, build_trainer, run_callbacks
+    from hyperlab.config.cli import compose
+
+    cfg = compose(overrides, run_dir)
+    datamodule, module = build_module(cfg)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    trainer = build_trainer(cfg.trainer, cfg.callbacks, cfg.logger, run_callbacks(config, cfg.optimized_metric))
+    return datamodule, module, trainer
+
+
 class Clock:
     """Wall seconds spent inside wrapped methods, summed per part. A call made while another wrapped call runs
     counts for the outer one only (the LR monitor's logging is the monitor's), so the parts add up."""

@@ -203,8 +203,8 @@ class RichProgressBar(callbacks.RichProgressBar):
         progress = self.progress
         if progress is not None and getattr(progress.live, "_refresh_thread", None) is not None:
             # rich redraws the whole display on the training thread whenever a task is added or reset (every
-            # epoch: the training task's reset and a new validation task), ~0.2 ms each here; ask the refresh
-            # thread instead, which draws the change within 1/refresh_rate s. The final frame is drawn at stop.
+            # epoch: the training task's and the validation task's), ~0.2 ms each here; ask the refresh thread
+            # instead, which draws the change within 1/refresh_rate s. The final frame is drawn at stop.
             progress.refresh = progress.soft_refresh
 
     def _stop_progress(self) -> None:
